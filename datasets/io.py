@@ -1,0 +1,117 @@
+"""Read and write datasets in the documented table format (Parquet or CSV).
+
+A dataset directory holds windows.parquet (or windows.csv), optionally persons.parquet/.csv, and
+summary.json. A single window file can also be given directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataValidationError, UserError
+from .generator import Dataset
+from .validation import validate_windows
+
+FORMATS = ("parquet", "csv")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(f"{path}: the file is empty (no header, no rows)") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise DataValidationError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from None
+    raise UserError(f"{path}: unsupported file type {suffix!r}; allowed: .parquet, .csv")
+
+
+def find_windows_file(path: Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        for fmt in FORMATS:
+            candidate = path / f"windows.{fmt}"
+            if candidate.exists():
+                return candidate
+        raise UserError(f"{path}: no windows.parquet or windows.csv in this directory")
+    if not path.exists():
+        raise UserError(f"{path}: no such file or directory")
+    return path
+
+
+def load_windows(path: Path | str) -> pd.DataFrame:
+    """Load and validate a window table (file, or dataset directory)."""
+    file = find_windows_file(Path(path))
+    return validate_windows(_read_table(file), str(file))
+
+
+def load_dataset(path: Path | str) -> Dataset:
+    """Windows (validated) and, where present, the persons table."""
+    file = find_windows_file(Path(path))
+    windows = validate_windows(_read_table(file), str(file))
+    persons = pd.DataFrame()
+    for fmt in FORMATS:
+        candidate = file.parent / f"persons.{fmt}"
+        if candidate.exists():
+            persons = _read_table(candidate)
+            break
+    return Dataset(windows=windows, persons=persons)
+
+
+def write_dataset(dataset: Dataset, out_dir: Path | str, fmt: str = "parquet") -> list[Path]:
+    """Write windows and persons in `fmt`; files are written to a temporary name, then renamed."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown data format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in (("windows", dataset.windows), ("persons", dataset.persons)):
+        target = out / f"{name}.{fmt}"
+        tmp = out / f".{name}.{fmt}.tmp"
+        if fmt == "parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+        tmp.replace(target)
+        written.append(target)
+    return written
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Atomic JSON write: a crash never leaves a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n")
+    tmp.replace(path)
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj)}")
+
+
+def fingerprint(windows: pd.DataFrame) -> str:
+    """SHA-256 over column names and values: identical data, identical fingerprint, in any format."""
+    h = hashlib.sha256()
+    for col in windows.columns:
+        s = windows[col]
+        h.update(col.encode())
+        if isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object:
+            codes, uniques = pd.factorize(s.astype(str), sort=False)
+            h.update(np.asarray(codes, dtype=np.int64).tobytes())
+            h.update("\x00".join(map(str, uniques)).encode())
+        else:
+            h.update(np.ascontiguousarray(s.to_numpy(dtype=np.float64)).tobytes())
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Engines, experiment configs, sweeps, reports and the `ppml` command line."""

@@ -1,0 +1,67 @@
+"""The `ppml` command line. Bad input ends in one clear message and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from datasets.errors import UserError
+
+console = Console(stderr=True)
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="generate, import and describe NSO datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="{generate,describe}")
+    gen = dsub.add_parser("generate", help="simulate the NSOs' sensor data and write it in the table format")
+    gen.add_argument("config", nargs="?", help="experiment config (TOML); its [data.generate] section is used")
+    gen.add_argument("--out", default="runs/data", help="output directory (default: runs/data)")
+    gen.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    gen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set data.generate.seed=3")
+    desc = dsub.add_parser("describe", help="per NSO: persons, windows, minutes per activity vs the fact sheet")
+    desc.add_argument("path", help="dataset directory or window file (.parquet/.csv)")
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="benchmarks of the project's speed and memory targets")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data}")
+    bd = bsub.add_parser("data", help="time and memory of generating >= 1,000,000 windows on one core")
+    bd.add_argument("--windows", type=int, default=1_000_000, help="windows to generate (default 1,000,000)")
+    bd.add_argument("--json", help="also write the results to this JSON file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ppml", description=__doc__.splitlines()[0].replace("The ", ""))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{data,bench}")
+    _add_data(sub)
+    _add_bench(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "data":
+            from . import data_commands
+
+            return data_commands.run(args, console)
+        if args.command == "bench":
+            from . import bench
+
+            return bench.run(args, console)
+    except UserError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

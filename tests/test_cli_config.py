@@ -1,0 +1,39 @@
+"""Bad configs and arguments: one clear message naming key, value and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulation.cli import main
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("[data.generate]\nseed = -1\n", "data.generate.seed: Input should be greater than or equal to 0 (got -1)"),
+    ("[data.generate]\nheterogeneity = 2\n", "data.generate.heterogeneity: Input should be less than or equal to 1"),
+    ("[data.generate]\ndays_per_person = 'two'\n", "data.generate.days_per_person: Input should be a valid integer"),
+    ("[data]\ntest_fraction = 0.7\nholdout_fraction = 0.4\n", "must be below 1"),
+    ("[dataa]\nx = 1\n", "unknown key 'dataa'"),
+    ("[data.generate\n", "not valid TOML"),
+])
+def test_bad_configs(tmp_path, capsys, content, expected):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(content)
+    assert main(["data", "generate", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert expected in err.replace("\n", " ").replace("  ", " ") or expected in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "o").exists()  # nothing ran
+
+
+def test_missing_config_and_bad_set(tmp_path, capsys):
+    assert main(["data", "generate", str(tmp_path / "nope.toml")]) == 2
+    assert "no such config file" in capsys.readouterr().err
+    assert main(["data", "generate", "--set", "data.generate.seed", "--out", str(tmp_path / "o")]) == 2
+    assert "expected key=value" in capsys.readouterr().err
+
+
+def test_bad_cli_arguments_exit_2_with_usage(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["data", "generate", "--format", "xlsx"])
+    assert e.value.code == 2
+    assert "invalid choice: 'xlsx'" in capsys.readouterr().err
