@@ -35,9 +35,19 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     bd.add_argument("--json", help="also write the results to this JSON file")
 
 
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("run", help="run one experiment and write its run directory")
+    r.add_argument("config", nargs="?", help="experiment config (TOML); defaults apply without one")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set federation.rounds=5")
+    r.add_argument("--out", help="run directory (default: <output.dir>/<name>-<time>-seed<seed>)")
+    r.add_argument("--quiet", action="store_true", help="no per-round progress lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ppml", description=__doc__.splitlines()[0].replace("The ", ""))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{data,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,data,bench}")
+    _add_run(sub)
     _add_data(sub)
     _add_bench(sub)
     return parser
@@ -46,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "run":
+            from . import run_command
+
+            return run_command.run(args, console)
         if args.command == "data":
             from . import data_commands
 

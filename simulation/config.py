@@ -10,10 +10,15 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from clients.model import ModelConfig
+from clients.training import TrainingConfig
 from datasets.errors import UserError
 from datasets.generator import GeneratorSettings
+from server.config import FederationConfig
 
 
 class ConfigError(UserError):
@@ -38,14 +43,36 @@ class DataConfig(BaseModel):
         return self
 
 
-class ExperimentConfig(BaseModel):
-    """A whole experiment. Sections are added as the project grows (see docs/config.md)."""
+class EngineConfig(BaseModel):
+    """[engine]: what runs the ServerApp and the ClientApps."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = "experiment"
-    seed: int = Field(0, ge=0, description="seed of training, splits and sampling")
+    name: Literal["local", "ray", "centralized"] = "local"
+    ray_num_cpus: int = Field(2, ge=1, le=1024, description="CPUs Ray may use (ray engine)")
+
+
+class OutputConfig(BaseModel):
+    """[output]"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str = Field("runs", description="parent directory of run directories")
+
+
+class ExperimentConfig(BaseModel):
+    """A whole experiment (docs/config.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$", description="used in run directory names")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of training, splits and sampling")
     data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    federation: FederationConfig = Field(default_factory=FederationConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:

@@ -1,0 +1,115 @@
+"""Prepared, encoded partitions: one file per NSO (train and test persons) and one held-out file.
+
+An engine prepares these once per run; each NSO client then loads only its own file, which is how
+a SuperNode of a real NSO would see only its own data. Loads are cached per process, so a client
+pays for reading once, not every round.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+from .features import encode
+from .splits import split_persons, window_split
+
+
+@dataclass(frozen=True)
+class Arrays:
+    x: np.ndarray
+    y: np.ndarray
+    wellbeing: np.ndarray
+    person: np.ndarray  # person index within the file (for person-level privacy)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class Partition:
+    nso: str
+    train: Arrays
+    test: Arrays
+
+
+def _arrays(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    x, y, wb = encode(df)
+    person = pd.factorize(df["person_id"].astype(str), sort=False)[0].astype(np.int64)
+    return {"x": x, "y": y, "wellbeing": wb, "person": person}
+
+
+def _save(path: Path, **arrays: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def prepare(windows: pd.DataFrame, out_dir: Path | str, seed: int, test_fraction: float,
+            holdout_fraction: float) -> dict:
+    """Split by person, encode and write one file per NSO plus holdout.npz; return the index."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    split = split_persons(windows, seed, test_fraction, holdout_fraction)
+    labels = window_split(windows, split)
+    nsos = [str(c) for c in windows["nso"].astype(str).unique()]
+    counts = {}
+    for nso in nsos:
+        in_nso = (windows["nso"].astype(str) == nso).to_numpy()
+        parts = {s: _arrays(windows[in_nso & (labels == s)]) for s in ("train", "test")}
+        _save(out / f"nso-{nso}.npz", **{f"{s}_{k}": v for s, a in parts.items() for k, v in a.items()})
+        counts[nso] = {s: int(len(parts[s]["y"])) for s in parts}
+        counts[nso]["train_persons"] = int(parts["train"]["person"].max() + 1) if len(parts["train"]["y"]) else 0
+    hold = _arrays(windows[labels == "holdout"])
+    hold_nso = windows["nso"].astype(str).to_numpy()[labels == "holdout"]
+    _save(out / "holdout.npz", **hold, nso=np.array([nsos.index(n) for n in hold_nso], dtype=np.int64))
+    index = {"nsos": nsos, "windows": counts, "holdout_windows": int(len(hold["y"]))}
+    (out / "index.json").write_text(json.dumps(index, indent=2))
+    return index
+
+
+def read_index(data_dir: Path | str) -> dict:
+    p = Path(data_dir) / "index.json"
+    if not p.exists():
+        raise UserError(f"{data_dir}: not a prepared data directory (no index.json)")
+    return json.loads(p.read_text())
+
+
+@lru_cache(maxsize=32)
+def load_partition(data_dir: str, nso: str) -> Partition:
+    p = Path(data_dir) / f"nso-{nso}.npz"
+    if not p.exists():
+        raise UserError(f"{p}: no prepared data for NSO {nso!r}")
+    with np.load(p) as z:
+        parts = {s: Arrays(z[f"{s}_x"], z[f"{s}_y"], z[f"{s}_wellbeing"], z[f"{s}_person"]) for s in ("train", "test")}
+    return Partition(nso=nso, **parts)
+
+
+@lru_cache(maxsize=4)
+def load_holdout(data_dir: str) -> tuple[Arrays, np.ndarray]:
+    with np.load(Path(data_dir) / "holdout.npz") as z:
+        return Arrays(z["x"], z["y"], z["wellbeing"], z["person"]), z["nso"]
+
+
+def default_data_dir(data_seed: int = 0, split_seed: int = 0, test_fraction: float = 0.2,
+                     holdout_fraction: float = 0.1) -> str:
+    """Prepared default data in a per-user cache, for `flwr run .` without `ppml run`.
+
+    Generation is deterministic, so concurrent clients racing to create it write identical files
+    (each written to a temporary name and renamed).
+    """
+    import os
+
+    from .generator import GeneratorSettings, generate
+
+    root = Path(os.environ.get("NSO_PPML_CACHE", Path.home() / ".cache" / "nso-ppml"))
+    out = root / f"default-d{data_seed}-s{split_seed}-t{test_fraction}-h{holdout_fraction}"
+    if not (out / "index.json").exists():
+        ds = generate(GeneratorSettings(seed=data_seed))
+        prepare(ds.windows, out, split_seed, test_fraction, holdout_fraction)
+    return str(out)

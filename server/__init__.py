@@ -1,0 +1,1 @@
+"""The ServerApp: strategy, workflow, central evaluation on held-out persons, round records."""

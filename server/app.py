@@ -1,0 +1,80 @@
+"""The ServerApp, on Flower's legacy path (LegacyContext + DefaultWorkflow + a strategy).
+
+That path is the one SecAgg+ plugs into as the fit workflow in flwr 1.41 (DESIGN.md, decision 2),
+so the server is built on it with or without secure aggregation.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from flwr.app import Context
+from flwr.common import ndarrays_to_parameters
+from flwr.server import LegacyContext, ServerApp, ServerConfig
+from flwr.server.workflow import DefaultWorkflow
+from flwr.serverapp import Grid
+
+from clients.model import ModelConfig, build_model, get_weights, set_weights
+from clients.run_config import section
+from clients.training import evaluate
+from datasets.prepared import default_data_dir, load_holdout, read_index
+
+from .config import FederationConfig
+from .records import RoundRecorder
+from .strategy import make_strategy
+
+def make_server_app(run_config: dict | None = None) -> ServerApp:
+    """A ServerApp whose run config is `run_config` over Flower's (engines that cannot pass one)."""
+    server_app = ServerApp()
+
+    @server_app.main()
+    def _main(grid: Grid, context: Context) -> None:
+        main(grid, context, {**context.run_config, **(run_config or {})})
+
+    return server_app
+
+
+def main(grid: Grid, context: Context, rc: dict) -> None:
+    seed = int(rc.get("seed", 0))
+    fed = section(rc, "federation", FederationConfig)
+    mcfg = section(rc, "model", ModelConfig)
+    data_dir = str(rc.get("data-dir") or "") or default_data_dir()
+    nsos = read_index(data_dir)["nsos"]
+    random.seed(seed)  # Flower's client sampling uses the random module
+    np.random.seed(seed)
+
+    model = build_model(mcfg, seed)
+    holdout, _ = load_holdout(data_dir)
+    recorder = RoundRecorder(str(rc.get("output-dir") or "") or None, fed.rounds,
+                             quiet=bool(rc.get("quiet", False)))
+
+    def central_evaluate(server_round, parameters, config):
+        set_weights(model, parameters)
+        torch.set_num_threads(1)
+        m = evaluate(model, holdout, mcfg)
+        recorder.central(server_round, m)
+        return m["loss"], {k: v for k, v in m.items() if k != "loss"}
+
+    def fit_metrics(results):
+        recorder.fit([m for _, m in results])
+        return {}
+
+    def evaluate_metrics(results):
+        recorder.federated(results)
+        return {}
+
+    strategy = make_strategy(
+        fed, len(nsos), ndarrays_to_parameters(get_weights(model)),
+        evaluate_fn=central_evaluate,
+        on_fit_config_fn=lambda r: {"server_round": r},
+        on_evaluate_config_fn=lambda r: {"server_round": r},
+        fit_metrics_aggregation_fn=fit_metrics,
+        evaluate_metrics_aggregation_fn=evaluate_metrics,
+    )
+    legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=fed.rounds), strategy=strategy)
+    DefaultWorkflow()(grid, legacy)
+
+
+app = make_server_app()

@@ -1,0 +1,64 @@
+"""Per-round records: appended and flushed as each round ends, so a crash loses no finished round."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+class RoundRecorder:
+    """Collects central, federated and training metrics of each round and writes metrics.jsonl."""
+
+    def __init__(self, output_dir: str | None, rounds: int, quiet: bool = False) -> None:
+        self.path = Path(output_dir) / "metrics.jsonl" if output_dir else None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
+        self.rounds = rounds
+        self.quiet = quiet
+        self.current: dict[str, Any] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.start = time.perf_counter()
+        self.round_start = self.start
+
+    def central(self, server_round: int, metrics: dict[str, float]) -> None:
+        self.current.setdefault("round", server_round)
+        self.current.update({f"central.{k}": v for k, v in metrics.items()})
+        if server_round == 0:  # initial model: no fit or federated evaluation follows
+            self.finish_round()
+
+    def fit(self, per_nso: list[dict[str, Any]]) -> None:
+        for m in per_nso:
+            nso = m["nso"]
+            for k, v in m.items():
+                if k != "nso":
+                    self.current[f"fit.{nso}.{k}"] = v
+
+    def federated(self, per_nso: list[tuple[int, dict[str, Any]]]) -> None:
+        total = sum(n for n, _ in per_nso)
+        for n, m in per_nso:
+            for k in ("accuracy", "macro_f1", "wellbeing_mae"):
+                self.current[f"nso.{m['nso']}.{k}"] = m[k]
+        if total:
+            self.current["federated.accuracy"] = sum(n * m["accuracy"] for n, m in per_nso) / total
+        self.finish_round()
+
+    def finish_round(self) -> None:
+        now = time.perf_counter()
+        row = {"round": self.current.get("round", len(self.rows)), "round_s": round(now - self.round_start, 4),
+               "elapsed_s": round(now - self.start, 4), **self.current}
+        self.rows.append(row)
+        if self.path:
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+        if not self.quiet:
+            acc, f1 = row.get("central.accuracy", float("nan")), row.get("central.macro_f1", float("nan"))
+            print(f"round {row['round']:>3}/{self.rounds}  accuracy {acc:.3f}  macro-F1 {f1:.3f}  "
+                  f"well-being MAE {row.get('central.wellbeing_mae', float('nan')):.3f}  "
+                  f"({row['round_s']:.1f} s)", file=sys.stderr, flush=True)
+        self.current = {}
+        self.round_start = now
