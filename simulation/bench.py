@@ -65,6 +65,17 @@ def bench_data(windows: int) -> dict:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    if args.bench_command == "fl":
+        if args.rounds < 1 or args.repeats < 1:
+            raise UserError("--rounds and --repeats must be at least 1")
+        r = bench_fl(args.rounds, repeats=args.repeats)
+        console.print(f"{r['nsos']} NSOs x {r['rounds']} rounds, {r['windows']:,} windows, 1 thread:")
+        console.print(f"  same computations called directly: {r['direct_compute_s']:.2f} s "
+                      f"(training {r['of_which_training_s']:.2f} s, the rest evaluation and averaging)")
+        console.print(f"  local engine (Flower ServerApp + ClientApps): {r['local_engine_s']:.2f} s")
+        console.print(f"  overhead ratio {r['overhead_ratio']:.3f} (target <= {FL_TARGET_RATIO}): "
+                      + ("[green]met[/]" if r["meets_target"] else "[red]NOT met[/]")
+                      + f"; against training alone {r['ratio_to_training_only']:.3f}")
     if args.bench_command == "data":
         r = bench_data(args.windows)
         f = r["full"]
@@ -80,3 +91,98 @@ def run(args: argparse.Namespace, console: Console) -> int:
         Path(args.json).write_text(json.dumps(r, indent=2) + "\n")
         console.print(f"results written to {args.json}")
     return 0
+
+
+def _ten_nso_windows(persons_scale: float):
+    """The 8 default NSOs with the two largest split in half by person: 10 NSOs of realistic sizes."""
+    import pandas as pd
+
+    w = generate(GeneratorSettings(persons_scale=persons_scale)).windows.copy()
+    nso = w["nso"].astype(str).to_numpy().copy()
+    pid = w["person_id"].astype(str).to_numpy()
+    for code in ("DE", "FR"):
+        sel = nso == code
+        half = pd.factorize(pid[sel])[0] % 2
+        nso[sel] = [f"{code}{'ab'[h]}" for h in half]
+    w["nso"] = pd.Categorical(nso)
+    return w
+
+
+def bench_fl(rounds: int = 20, persons_scale: float = 0.5, repeats: int = 2) -> dict:
+    """Framework overhead of the local engine: a full federated run against the same computations
+    (each NSO's training and evaluation, the central evaluation) called directly, side by side."""
+    import tempfile
+
+    import torch
+
+    from clients.app import round_seed
+    from clients.model import ModelConfig, build_model, set_weights, get_weights
+    from clients.training import TrainingConfig, evaluate, train
+    from datasets.prepared import load_holdout, load_partition, prepare
+    from server.config import FederationConfig
+
+    from .engines import run_local
+    from .experiment import app_run_config
+    from .config import ExperimentConfig
+
+    windows = _ten_nso_windows(persons_scale)
+    cfg = ExperimentConfig(federation=FederationConfig(rounds=rounds))
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = str(Path(tmp) / "data")
+        index = prepare(windows, data_dir, cfg.seed, cfg.data.test_fraction, cfg.data.holdout_fraction)
+        nsos = index["nsos"]
+        parts = [load_partition(data_dir, n) for n in nsos]
+        holdout, _ = load_holdout(data_dir)
+        torch.set_num_threads(1)
+
+        def direct() -> tuple[float, float]:
+            global_model = build_model(cfg.model, cfg.seed)
+            local = build_model(cfg.model, cfg.seed)
+            train_s = 0.0
+            start = time.perf_counter()
+            evaluate(global_model, holdout, cfg.model)
+            for r in range(1, rounds + 1):
+                weights = get_weights(global_model)
+                updates = []
+                for p in parts:
+                    set_weights(local, weights)
+                    t0 = time.perf_counter()
+                    train(local, p.train, cfg.training, cfg.model, round_seed(cfg.seed, p.nso, r))
+                    train_s += time.perf_counter() - t0
+                    updates.append((get_weights(local), len(p.train)))
+                total = sum(n for _, n in updates)
+                set_weights(global_model, [sum(w[i] * n for w, n in updates) / total for i in range(len(weights))])
+                evaluate(global_model, holdout, cfg.model)
+                for p in parts:
+                    evaluate(global_model, p.test, cfg.model)
+            return time.perf_counter() - start, train_s
+
+        def federated() -> float:
+            out = Path(tmp) / f"run{time.perf_counter_ns()}"
+            rc = app_run_config(cfg, data_dir, str(out), quiet=True)
+            start = time.perf_counter()
+            run_local(rc, data_dir)
+            return time.perf_counter() - start
+
+        import logging
+
+        logging.getLogger("flwr").setLevel(logging.WARNING)
+        direct_s, train_s, fl_s = [], [], []
+        for _ in range(repeats):  # interleaved, so machine noise hits both alike
+            d, t = direct()
+            direct_s.append(d)
+            train_s.append(t)
+            fl_s.append(federated())
+    best_direct, best_fl, best_train = min(direct_s), min(fl_s), min(train_s)
+    return {
+        "benchmark": "fl", "nsos": len(nsos), "rounds": rounds, "windows": int(len(windows)),
+        "direct_compute_s": round(best_direct, 3), "of_which_training_s": round(best_train, 3),
+        "local_engine_s": round(best_fl, 3),
+        "overhead_ratio": round(best_fl / best_direct, 3),
+        "ratio_to_training_only": round(best_fl / best_train, 3),
+        "target_ratio": FL_TARGET_RATIO, "meets_target": bool(best_fl / best_direct <= FL_TARGET_RATIO),
+        "runs": {"direct_s": direct_s, "local_engine_s": fl_s},
+    }
+
+
+FL_TARGET_RATIO = 1.15

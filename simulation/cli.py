@@ -29,7 +29,11 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks of the project's speed and memory targets")
-    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data}")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl}")
+    bf = bsub.add_parser("fl", help="local engine overhead: 10 NSOs x 20 rounds vs the same work called directly")
+    bf.add_argument("--rounds", type=int, default=20)
+    bf.add_argument("--repeats", type=int, default=2, help="interleaved repetitions; the best of each is kept")
+    bf.add_argument("--json", help="also write the results to this JSON file")
     bd = bsub.add_parser("data", help="time and memory of generating >= 1,000,000 windows on one core")
     bd.add_argument("--windows", type=int, default=1_000_000, help="windows to generate (default 1,000,000)")
     bd.add_argument("--json", help="also write the results to this JSON file")
