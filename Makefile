@@ -12,13 +12,14 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 quickstart: $(STAMP)
-	$(BIN)/ppml data generate --out runs/data
+	$(BIN)/ppml run experiments/quickstart.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/ppml bench data
+	$(BIN)/ppml bench fl
 
 clean:
 	rm -rf $(VENV) runs
