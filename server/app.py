@@ -7,6 +7,7 @@ so the server is built on it with or without secure aggregation.
 from __future__ import annotations
 
 import random
+import time
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from datasets.prepared import default_data_dir, load_holdout, read_index
 
 from .config import FederationConfig
 from .records import RoundRecorder
-from .strategy import make_strategy
+from .strategy import RoundFailed, make_strategy
 
 def make_server_app(run_config: dict | None = None) -> ServerApp:
     """A ServerApp whose run config is `run_config` over Flower's (engines that cannot pass one)."""
@@ -34,6 +35,19 @@ def make_server_app(run_config: dict | None = None) -> ServerApp:
         main(grid, context, {**context.run_config, **(run_config or {})})
 
     return server_app
+
+
+def wait_for_nodes(grid: Grid, expected: int, timeout_s: float) -> None:
+    """Fail clearly if fewer NSO nodes than NSOs in the data connect (Flower would wait a day)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        n = len(list(grid.get_node_ids()))
+        if n >= expected:
+            return
+        if time.monotonic() > deadline:
+            raise RoundFailed(f"only {n} of {expected} NSO nodes connected within {timeout_s:g} s; the data hold "
+                              f"{expected} NSOs and every NSO needs its own node (SuperNode)")
+        time.sleep(0.2)
 
 
 def main(grid: Grid, context: Context, rc: dict) -> None:
@@ -73,6 +87,7 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
         fit_metrics_aggregation_fn=fit_metrics,
         evaluate_metrics_aggregation_fn=evaluate_metrics,
     )
+    wait_for_nodes(grid, len(nsos), fed.node_wait_s)
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=fed.rounds), strategy=strategy)
     DefaultWorkflow()(grid, legacy)
 

@@ -15,3 +15,4 @@ class FederationConfig(BaseModel):
     fraction_fit: float = Field(1.0, gt=0, le=1, description="share of NSOs trained each round")
     proximal_mu: float = Field(0.01, ge=0, le=100, description="FedProx proximal weight")
     server_lr: float = Field(0.01, gt=0, le=10, description="FedAdam server learning rate (eta)")
+    node_wait_s: float = Field(120.0, gt=0, le=86_400, description="how long to wait for every NSO node")

@@ -104,3 +104,14 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, capsys):
     (tmp_path / "x" / "keep.txt").write_text("results")
     code, _ = _run(tmp_path, "x")
     assert code == 2 and "exists and is not empty" in capsys.readouterr().err
+
+
+def test_server_fails_clearly_when_an_nso_node_never_connects():
+    from server.app import wait_for_nodes
+    from server.strategy import RoundFailed
+    from simulation.local_grid import LocalGrid
+
+    grid = LocalGrid(clients.app.make_client_app(), {1: None, 2: None}, run_id=1)
+    with pytest.raises(RoundFailed, match="only 2 of 3 NSO nodes connected within 0.5 s"):
+        wait_for_nodes(grid, 3, 0.5)
+    wait_for_nodes(grid, 2, 0.5)  # all there: returns at once

@@ -26,7 +26,7 @@ def test_ray_engine_matches_local_engine(tmp_path):
     cmd = [sys.executable, "-m", "simulation.cli", "run", *ARGS, "--set", f"output.dir={runs}",
            "--set", "engine.name=ray", "--out", str(tmp_path / "ray")]
     script = "ip link set lo up && exec " + shlex.join(cmd)
-    proc = subprocess.run(["unshare", "-n", "bash", "-c", script], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c", script], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     local = pd.read_csv(tmp_path / "local" / "metrics.csv")
     ray = pd.read_csv(tmp_path / "ray" / "metrics.csv")
