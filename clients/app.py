@@ -15,7 +15,19 @@ from flwr.client import ClientApp, NumPyClient
 
 from datasets.prepared import default_data_dir, load_partition, read_index
 
+from datasets.errors import UserError
+
 from .model import ModelConfig, build_model, get_weights, set_weights
+from .privacy import (
+    PrivacyConfig,
+    PrivacyLedger,
+    calibrate,
+    dp_train,
+    epsilon_of,
+    sample_rate,
+    steps_per_round,
+    units,
+)
 from .run_config import section
 from .training import TrainingConfig, evaluate, train
 
@@ -43,17 +55,50 @@ class NSOClient(NumPyClient):
         self.seed = int(rc.get("seed", 0))
         self.model_cfg = section(rc, "model", ModelConfig)
         self.train_cfg = section(rc, "training", TrainingConfig)
+        self.privacy = section(rc, "privacy", PrivacyConfig)
+        self.rounds = int(rc.get("federation.rounds", 1))
         data_dir, self.nso = resolve_nso(context, rc)
         self.data = load_partition(data_dir, self.nso)
         self.model = build_model(self.model_cfg, self.seed)
+        self.context = context
 
     def fit(self, parameters, config):
         set_weights(self.model, parameters)
         server_round = int(config.get("server_round", 0))
+        seed = round_seed(self.seed, self.nso, server_round)
         torch.set_num_threads(1)
-        stats = train(self.model, self.data.train, self.train_cfg, self.model_cfg,
-                      round_seed(self.seed, self.nso, server_round), float(config.get("proximal_mu", 0.0)))
+        if self.privacy.enabled:
+            return self._dp_fit(parameters, seed)
+        stats = train(self.model, self.data.train, self.train_cfg, self.model_cfg, seed,
+                      float(config.get("proximal_mu", 0.0)))
         return get_weights(self.model), len(self.data.train), {"nso": self.nso, **stats}
+
+    def _dp_fit(self, parameters, seed: int):
+        """One round of DP-SGD, accounted in the node's persistent ledger; never past the budget."""
+        p, data = self.privacy, self.data.train
+        n_units = units(data, p.unit)
+        delta = p.delta if p.delta is not None else 0.1 / max(n_units, 1)
+        if delta >= 1.0 / max(n_units, 1):
+            raise UserError(f"privacy.delta = {delta:g} is not below 1/n = {1 / n_units:g} for NSO {self.nso} "
+                            f"({n_units} {p.unit}s)")
+        q = sample_rate(p, self.train_cfg, data)
+        steps = steps_per_round(q, self.train_cfg.local_epochs)
+        ledger = PrivacyLedger(self.context.state)
+        if ledger.noise_multiplier is None:
+            ledger.noise_multiplier = p.noise_multiplier or calibrate(
+                p.target_epsilon, delta, q, steps * self.rounds, p.accountant)
+        sigma = ledger.noise_multiplier
+        spent = epsilon_of(ledger.history, delta, p.accountant)
+        after = epsilon_of(ledger.history + [(sigma, q, steps)], delta, p.accountant)
+        report = {"nso": self.nso, "noise_multiplier": sigma, "sample_rate": q, "delta": delta,
+                  "units": n_units, "max_grad_norm": p.max_grad_norm}
+        if p.budget is not None and after > p.budget * (1 + 1e-9):
+            # The next round would overspend: stop training, send back the global model unchanged.
+            return parameters, 0, {**report, "epsilon": spent, "steps": 0, "budget_exhausted": 1}
+        stats = dp_train(self.model, data, self.train_cfg, self.model_cfg, p.unit, sigma, p.max_grad_norm, q,
+                         steps, seed)
+        ledger.add(sigma, q, steps)
+        return get_weights(self.model), len(data), {**report, **stats, "epsilon": after, "budget_exhausted": 0}
 
     def evaluate(self, parameters, config):
         set_weights(self.model, parameters)

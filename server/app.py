@@ -24,7 +24,7 @@ from datasets.prepared import default_data_dir, load_holdout, read_index
 
 from .config import FederationConfig
 from .records import RoundRecorder
-from .strategy import RoundFailed, make_strategy
+from .strategy import BudgetSpent, RoundFailed, make_strategy
 
 def make_server_app(run_config: dict | None = None) -> ServerApp:
     """A ServerApp whose run config is `run_config` over Flower's (engines that cannot pass one)."""
@@ -89,7 +89,10 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
     )
     wait_for_nodes(grid, len(nsos), fed.node_wait_s)
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=fed.rounds), strategy=strategy)
-    DefaultWorkflow()(grid, legacy)
+    try:
+        DefaultWorkflow()(grid, legacy)
+    except BudgetSpent as stop:
+        recorder.stopped(str(stop))
 
 
 app = make_server_app()

@@ -46,6 +46,16 @@ class RoundRecorder:
             self.current["federated.accuracy"] = sum(n * m["accuracy"] for n, m in per_nso) / total
         self.finish_round()
 
+    def stopped(self, reason: str) -> None:
+        """A planned early end (privacy budget spent): recorded as an event line, not a round."""
+        line = {"event": "stopped", "after_round": self.rows[-1]["round"] if self.rows else 0, "reason": reason,
+                **{k: v for k, v in self.current.items() if k.startswith("fit.")}}
+        if self.path:
+            with self.path.open("a") as f:
+                f.write(json.dumps(line) + "\n")
+        if not self.quiet:
+            print(f"stopped: {reason}", file=sys.stderr, flush=True)
+
     def finish_round(self) -> None:
         now = time.perf_counter()
         row = {"round": self.current.get("round", len(self.rows)), "round_s": round(now - self.round_start, 4),
@@ -57,8 +67,10 @@ class RoundRecorder:
                 f.flush()
         if not self.quiet:
             acc, f1 = row.get("central.accuracy", float("nan")), row.get("central.macro_f1", float("nan"))
+            eps = [v for k, v in row.items() if k.startswith("fit.") and k.endswith(".epsilon")]
+            privacy = f"  epsilon max {max(eps):.2f} over {len(eps)} NSOs" if eps else ""
             print(f"round {row['round']:>3}/{self.rounds}  accuracy {acc:.3f}  macro-F1 {f1:.3f}  "
-                  f"well-being MAE {row.get('central.wellbeing_mae', float('nan')):.3f}  "
+                  f"well-being MAE {row.get('central.wellbeing_mae', float('nan')):.3f}{privacy}  "
                   f"({row['round_s']:.1f} s)", file=sys.stderr, flush=True)
         self.current = {}
         self.round_start = now

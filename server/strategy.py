@@ -20,6 +20,10 @@ class RoundFailed(RuntimeError):
     """A round could not aggregate every selected NSO's reply."""
 
 
+class BudgetSpent(Exception):
+    """Every selected NSO has spent its privacy budget: the run stops here, by design."""
+
+
 def _reason(failure: Any) -> str:
     if isinstance(failure, BaseException):
         err = failure.args[0] if failure.args else failure
@@ -35,7 +39,13 @@ class _Strict:
                               + "; ".join(_reason(f) for f in failures))
         if not results:
             raise RoundFailed(f"round {server_round}: no NSO returned an update")
-        return super().aggregate_fit(server_round, results, failures)
+        # NSOs whose privacy budget is spent return the model unchanged with weight 0: leave them out.
+        training = [(proxy, res) for proxy, res in results if res.num_examples > 0]
+        if not training:
+            if self.fit_metrics_aggregation_fn:  # still record who stopped, and at which epsilon
+                self.fit_metrics_aggregation_fn([(res.num_examples, res.metrics) for _, res in results])
+            raise BudgetSpent(f"round {server_round}: every NSO has spent its privacy budget")
+        return super().aggregate_fit(server_round, training, failures)
 
     def aggregate_evaluate(self, server_round, results, failures):
         if failures:

@@ -38,7 +38,51 @@ class RunFailed(UserError):
 def app_run_config(cfg: ExperimentConfig, data_dir: str, output_dir: str, quiet: bool) -> dict[str, Any]:
     """The flat scalar run config the Flower apps read (the same keys `flwr run .` uses)."""
     return {"seed": cfg.seed, "data-dir": data_dir, "output-dir": output_dir, "quiet": quiet,
-            **flatten("model", cfg.model), **flatten("training", cfg.training), **flatten("federation", cfg.federation)}
+            **flatten("model", cfg.model), **flatten("training", cfg.training), **flatten("federation", cfg.federation),
+            **flatten("privacy", cfg.privacy)}
+
+
+def resolve_delta(cfg: ExperimentConfig, index: dict) -> ExperimentConfig:
+    """Fill in the default delta (0.1 / largest NSO's units) or reject one that is not below 1/n."""
+    if not cfg.privacy.enabled:
+        return cfg
+    key = "train_persons" if cfg.privacy.unit == "person" else "train"
+    n = {nso: max(int(c[key]), 1) for nso, c in index["windows"].items()}
+    if cfg.privacy.delta is None:
+        return cfg.model_copy(update={"privacy": cfg.privacy.model_copy(update={"delta": 0.1 / max(n.values())})})
+    bad = {nso: k for nso, k in n.items() if cfg.privacy.delta >= 1.0 / k}
+    if bad:
+        nso, k = max(bad.items(), key=lambda kv: kv[1])
+        raise UserError(f"privacy.delta = {cfg.privacy.delta:g} must be below 1/n for every NSO; NSO {nso} has "
+                        f"n = {k} training {cfg.privacy.unit}s (1/n = {1 / k:g}). Allowed: delta < "
+                        f"{1 / max(n.values()):g}, or leave it unset for 0.1/n = {0.1 / max(n.values()):g}")
+    return cfg
+
+
+def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: list[str]) -> dict[str, Any]:
+    """Everything needed to recompute each NSO's epsilon with another accountant (docs/privacy.md)."""
+    if not cfg.privacy.enabled:
+        return {"enabled": False}
+    history: dict[str, list[dict[str, Any]]] = {n: [] for n in nsos}
+    epsilon: dict[str, float] = {}
+    exhausted: dict[str, int | None] = {n: None for n in nsos}
+    for row in rows:
+        for n in nsos:
+            steps = row.get(f"fit.{n}.steps")
+            if steps is None:
+                continue
+            epsilon[n] = row[f"fit.{n}.epsilon"]
+            if row.get(f"fit.{n}.budget_exhausted") and exhausted[n] is None:
+                exhausted[n] = row["round"]
+            if steps > 0:
+                history[n].append({"round": row["round"], "sample_rate": row[f"fit.{n}.sample_rate"],
+                                   "noise_multiplier": row[f"fit.{n}.noise_multiplier"], "steps": int(steps)})
+    return {
+        "enabled": True, "epsilon": max(epsilon.values()) if epsilon else 0.0, "per_nso_epsilon": epsilon,
+        "delta": cfg.privacy.delta, "unit": cfg.privacy.unit, "accountant": cfg.privacy.accountant,
+        "max_grad_norm": cfg.privacy.max_grad_norm, "target_epsilon": cfg.privacy.target_epsilon,
+        "budget": cfg.privacy.budget, "budget_exhausted_round": exhausted, "history": history,
+    }
 
 
 def load_data(cfg: ExperimentConfig) -> pd.DataFrame:
@@ -91,11 +135,12 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"run directory {run_dir} exists and is not empty; choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.toml").write_text(tomli_w.dumps(cfg.model_dump(exclude_none=True)))
     windows = load_data(cfg)
     fp = fingerprint(windows)
     data_dir = prepared_dir(cfg, windows, fp)
     index = read_index(data_dir)
+    cfg = resolve_delta(cfg, index)
+    (run_dir / "config.toml").write_text(tomli_w.dumps(cfg.model_dump(exclude_none=True)))
     write_json(run_dir / "manifest.json", manifest(seed=cfg.seed, engine=cfg.engine.name, data_fingerprint=fp,
                                                     data_source=cfg.data.path or "generated", data_dir=data_dir,
                                                     nsos=index["nsos"], windows=index["windows"]))
@@ -112,11 +157,16 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     except Exception as exc:  # a failed round or NSO: say so, with the reason, and keep what was written
         raise RunFailed(f"run failed ({type(exc).__name__}): {exc}; rounds finished so far are in "
                         f"{run_dir / 'metrics.jsonl'}") from exc
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    if len(rows) != cfg.federation.rounds + 1:
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = [x for x in lines if "event" not in x]
+    stops = [x for x in lines if x.get("event") == "stopped"]
+    if len(rows) != cfg.federation.rounds + 1 and not stops:
         raise RunFailed(f"the run finished {len(rows) - 1} of {cfg.federation.rounds} rounds; see {run_dir}")
     pd.DataFrame(rows).to_csv(run_dir / "metrics.csv", index=False)
     summary = {"name": cfg.name, "engine": cfg.engine.name, "seed": cfg.seed, "data_fingerprint": fp,
-               **summarise(rows, index["nsos"], time.perf_counter() - start)}
+               **summarise(rows, index["nsos"], time.perf_counter() - start),
+               "stopped_early": stops[0]["reason"] if stops else None,
+               "privacy": privacy_summary(cfg, rows + [{"round": x["after_round"] + 1, **x} for x in stops],
+                                          index["nsos"])}
     write_json(run_dir / "summary.json", summary)
     return run_dir
