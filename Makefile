@@ -20,6 +20,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/ppml bench data
 	$(BIN)/ppml bench fl
+	$(BIN)/ppml bench dp
 
 clean:
 	rm -rf $(VENV) runs

@@ -6,9 +6,9 @@ Two privacy units:
   by the expected batch size q * n (Opacus DPOptimizer). Guarantee: (epsilon, delta)-DP with
   respect to adding or removing one window of the NSO's training data.
 - person: all windows of one individual. Opacus has no person-level mode; it is built here: each
-  step Poisson-samples *persons* with rate q, computes each window's gradient (Opacus
-  GradSampleModule), sums them per person, and hands the per-person sums to Opacus' DPOptimizer as
-  if they were samples, so a person's whole contribution is clipped to max_grad_norm before noise.
+  step Poisson-samples *persons* with rate q, takes the gradient of each person's summed loss over
+  all their windows in the batch, clips it to max_grad_norm, sums over persons, and hands the sum
+  to Opacus' DPOptimizer for noise and scaling, so a person's whole contribution is clipped.
   The sensitivity of the summed update to one person is then max_grad_norm, exactly as for one
   record in record-level DP-SGD, and the same subsampled-Gaussian accounting applies with the
   person sampling rate q (the user-level DP-SGD of McMahan et al. 2018). Guarantee:
@@ -21,19 +21,17 @@ accountants assume; an empty batch still takes a noisy step. Data stay in memory
 from __future__ import annotations
 
 import json
-import warnings
 from typing import Literal
 
 import numpy as np
 import torch
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
-from opacus.grad_sample import GradSampleModule
-from opacus.optimizers import DPOptimizer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datasets.prepared import Arrays
 
+from .clipping import ClippedSumDPOptimizer, LinearStackClipper
 from .model import ActivityNet, ModelConfig
 from .training import TrainingConfig, loss_fn, make_optimizer
 
@@ -42,9 +40,6 @@ TORCHCSPRNG_MESSAGE = (
     "build for the installed torch 2.13; secure_mode cannot be offered. Set privacy.secure_mode = false: noise "
     "then comes from torch's seeded Mersenne Twister, which is reproducible but not cryptographically secure"
 )
-
-
-PERSON_CHUNK = 2048  # windows per backward pass when building per-person gradients
 
 
 class PrivacyConfig(BaseModel):
@@ -171,54 +166,36 @@ def poisson_batch(n_units: int, q: float, gen: torch.Generator,
 
 def dp_train(model: ActivityNet, data: Arrays, tcfg: TrainingConfig, mcfg: ModelConfig, unit: str, sigma: float,
              max_grad_norm: float, q: float, steps: int, seed: int) -> dict[str, float]:
-    """`steps` DP-SGD steps with Poisson sampling of `unit`s at rate q."""
-    warnings.filterwarnings("ignore", message="Full backward hook is firing")  # inputs need no grad
+    """`steps` DP-SGD steps with Poisson sampling of `unit`s at rate q.
+
+    Clipping per unit (clients/clipping.py), then Opacus' DPOptimizer: Gaussian noise with standard
+    deviation sigma * max_grad_norm, division by the expected batch size q * n_units, optimizer step.
+    """
     gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator().manual_seed(seed ^ 0x5EED)
-    gsm = GradSampleModule(model, loss_reduction="sum")
     n_units = units(data, unit)
-    opt = DPOptimizer(make_optimizer(gsm, tcfg), noise_multiplier=sigma, max_grad_norm=max_grad_norm,
-                      expected_batch_size=q * n_units, loss_reduction="mean", generator=noise_gen)
+    clipper = LinearStackClipper(model)
+    opt = ClippedSumDPOptimizer(make_optimizer(model, tcfg), noise_multiplier=sigma, max_grad_norm=max_grad_norm,
+                                expected_batch_size=q * n_units, loss_reduction="mean", generator=noise_gen)
     x, y, wb = torch.from_numpy(data.x), torch.from_numpy(data.y), torch.from_numpy(data.wellbeing)
     person = torch.from_numpy(data.person)
-    params = [p for p in gsm.parameters() if p.requires_grad]
-    gsm.train()
-    total, batch_units = 0.0, 0
-    for _ in range(steps):
-        chosen, idx = poisson_batch(n_units, q, gen, person if unit == "person" else None)
-        opt.zero_grad(set_to_none=True)
-        if len(idx) == 0:
-            for p in params:  # an empty Poisson batch: no gradient, but noise all the same
-                p.grad_sample = torch.zeros((0, *p.shape))
-        elif unit == "record":
-            loss = loss_fn(gsm(x[idx]), y[idx], wb[idx], mcfg.wellbeing_weight, model.n_classes, "none").sum()
-            loss.backward()
-            total += float(loss.detach()) / len(idx)
-            batch_units += len(idx)
-        else:
-            total += _person_grad_samples(gsm, params, x, y, wb, person, idx, mcfg, model.n_classes)
-            batch_units += int(chosen.sum())
-        opt.step()
-    gsm._close()
-    return {"train_loss": total / max(steps, 1), "steps": steps, "mean_batch_units": batch_units / max(steps, 1)}
-
-
-def _person_grad_samples(gsm, params, x, y, wb, person, idx, mcfg, n_classes, chunk: int = PERSON_CHUNK) -> float:
-    """Per-person summed gradients in p.grad_sample, computed in window chunks to bound memory."""
-    _, inverse = torch.unique(person[idx], return_inverse=True)
-    k = int(inverse.max()) + 1
-    sums = [torch.zeros((k, *p.shape)) for p in params]
-    loss_total = 0.0
-    for start in range(0, len(idx), chunk):
-        part = idx[start:start + chunk]
-        for p in params:
-            p.grad_sample = None
-        loss = loss_fn(gsm(x[part]), y[part], wb[part], mcfg.wellbeing_weight, n_classes, "none").sum()
-        loss.backward()
-        loss_total += float(loss.detach())
-        inv = inverse[start:start + chunk]
-        for acc, p in zip(sums, params):
-            acc.index_add_(0, inv, p.grad_sample)
-    for acc, p in zip(sums, params):
-        p.grad_sample = acc
-    return loss_total / len(idx)
+    model.train()
+    total, batch_units, clipped = 0.0, 0, 0
+    try:
+        for _ in range(steps):
+            _, idx = poisson_batch(n_units, q, gen, person if unit == "person" else None)
+            opt.zero_grad(set_to_none=True)
+            if len(idx) == 0:
+                clipper.empty()  # an empty Poisson batch: no gradient, but noise all the same
+            else:
+                clipper.reset()
+                per_window = loss_fn(model(x[idx]), y[idx], wb[idx], mcfg.wellbeing_weight, model.n_classes, "none")
+                stats = clipper.clip_and_sum(per_window, max_grad_norm, person[idx] if unit == "person" else None)
+                total += float(per_window.detach().mean())
+                batch_units += stats["units"]
+                clipped += stats["clipped"]
+            opt.step()
+    finally:
+        clipper.close()
+    return {"train_loss": total / max(steps, 1), "steps": steps, "mean_batch_units": batch_units / max(steps, 1),
+            "clipped_share": clipped / max(batch_units, 1)}

@@ -29,7 +29,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks of the project's speed and memory targets")
-    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl}")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp}")
+    bdp = bsub.add_parser("dp", help="DP-SGD vs non-private time per epoch, default model (target <= 2x)")
+    bdp.add_argument("--repeats", type=int, default=3)
+    bdp.add_argument("--json", help="also write the results to this JSON file")
     bf = bsub.add_parser("fl", help="local engine overhead: 10 NSOs x 20 rounds vs the same work called directly")
     bf.add_argument("--rounds", type=int, default=20)
     bf.add_argument("--repeats", type=int, default=2, help="interleaved repetitions; the best of each is kept")
