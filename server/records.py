@@ -67,8 +67,9 @@ class RoundRecorder:
                 f.flush()
         if not self.quiet:
             acc, f1 = row.get("central.accuracy", float("nan")), row.get("central.macro_f1", float("nan"))
-            eps = [v for k, v in row.items() if k.startswith("fit.") and k.endswith(".epsilon")]
-            privacy = f"  epsilon max {max(eps):.2f} over {len(eps)} NSOs" if eps else ""
+            eps = {k.split(".")[1]: v for k, v in row.items() if k.startswith("fit.") and k.endswith(".epsilon")}
+            privacy = (f"  epsilon {max(eps.values()):.2f} max ("
+                       + " ".join(f"{n} {e:.2f}" for n, e in eps.items()) + ")") if eps else ""
             print(f"round {row['round']:>3}/{self.rounds}  accuracy {acc:.3f}  macro-F1 {f1:.3f}  "
                   f"well-being MAE {row.get('central.wellbeing_mae', float('nan')):.3f}{privacy}  "
                   f"({row['round_s']:.1f} s)", file=sys.stderr, flush=True)
