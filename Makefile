@@ -21,6 +21,7 @@ bench: $(STAMP)
 	$(BIN)/ppml bench data
 	$(BIN)/ppml bench fl
 	$(BIN)/ppml bench dp
+	$(BIN)/ppml bench secagg
 
 clean:
 	rm -rf $(VENV) runs

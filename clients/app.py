@@ -29,6 +29,7 @@ from .privacy import (
     units,
 )
 from .run_config import section
+from .secure_aggregation import clipped_count, make_mods
 from .training import TrainingConfig, evaluate, train
 
 
@@ -68,12 +69,22 @@ class NSOClient(NumPyClient):
         seed = round_seed(self.seed, self.nso, server_round)
         torch.set_num_threads(1)
         if self.privacy.enabled:
-            return self._dp_fit(parameters, seed)
+            return self._dp_fit(parameters, seed, config)
         stats = train(self.model, self.data.train, self.train_cfg, self.model_cfg, seed,
                       float(config.get("proximal_mu", 0.0)))
-        return get_weights(self.model), len(self.data.train), {"nso": self.nso, **stats}
+        return self._reply(parameters, len(self.data.train), {"nso": self.nso, **stats}, config)
 
-    def _dp_fit(self, parameters, seed: int):
+    def _reply(self, global_weights, num_examples: int, metrics: dict, config):
+        """Send the model delta (new - global), not weights: SecAgg+ clips and quantizes values to
+        +-clipping_range, which fits small deltas far better than weights; the strategy adds the
+        averaged delta to the global model."""
+        delta = [new - old for new, old in zip(get_weights(self.model), global_weights)]
+        if "secagg_clipping_range" in config:
+            metrics["secagg_clipped"] = clipped_count(delta, num_examples, float(config["secagg_max_weight"]),
+                                                      float(config["secagg_clipping_range"]))
+        return delta, num_examples, metrics
+
+    def _dp_fit(self, parameters, seed: int, config):
         """One round of DP-SGD, accounted in the node's persistent ledger; never past the budget."""
         p, data = self.privacy, self.data.train
         n_units = units(data, p.unit)
@@ -94,11 +105,12 @@ class NSOClient(NumPyClient):
                   "units": n_units, "max_grad_norm": p.max_grad_norm}
         if p.budget is not None and after > p.budget * (1 + 1e-9):
             # The next round would overspend: stop training, send back the global model unchanged.
-            return parameters, 0, {**report, "epsilon": spent, "steps": 0, "budget_exhausted": 1}
+            zero = [np.zeros_like(w) for w in parameters]
+            return zero, 0, {**report, "epsilon": spent, "steps": 0, "budget_exhausted": 1}
         stats = dp_train(self.model, data, self.train_cfg, self.model_cfg, p.unit, sigma, p.max_grad_norm, q,
                          steps, seed)
         ledger.add(sigma, q, steps)
-        return get_weights(self.model), len(data), {**report, **stats, "epsilon": after, "budget_exhausted": 0}
+        return self._reply(parameters, len(data), {**report, **stats, "epsilon": after, "budget_exhausted": 0}, config)
 
     def evaluate(self, parameters, config):
         set_weights(self.model, parameters)
@@ -113,7 +125,7 @@ def make_client_app(run_config: dict | None = None) -> ClientApp:
     def client_fn(context: Context):
         return NSOClient(context, {**context.run_config, **(run_config or {})}).to_client()
 
-    return ClientApp(client_fn=client_fn)
+    return ClientApp(client_fn=client_fn, mods=make_mods(run_config or {}))
 
 
 app = make_client_app()

@@ -16,9 +16,13 @@ from datasets.errors import UserError
 M = TypeVar("M", bound=BaseModel)
 
 
-def section(run_config: dict[str, Any], name: str, model: type[M]) -> M:
+def section_values(run_config: dict[str, Any], name: str) -> dict[str, Any]:
     prefix = f"{name}."
-    values = {k[len(prefix):]: v for k, v in run_config.items() if k.startswith(prefix)}
+    return {k[len(prefix):]: v for k, v in run_config.items() if k.startswith(prefix)}
+
+
+def section(run_config: dict[str, Any], name: str, model: type[M]) -> M:
+    values = section_values(run_config, name)
     try:
         return model.model_validate(values)
     except ValidationError as exc:

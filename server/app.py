@@ -15,6 +15,7 @@ from flwr.app import Context
 from flwr.common import ndarrays_to_parameters
 from flwr.server import LegacyContext, ServerApp, ServerConfig
 from flwr.server.workflow import DefaultWorkflow
+from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
 from flwr.serverapp import Grid
 
 from clients.model import ModelConfig, build_model, get_weights, set_weights
@@ -22,8 +23,13 @@ from clients.run_config import section
 from clients.training import evaluate
 from datasets.prepared import default_data_dir, load_holdout, read_index
 
-from .config import FederationConfig
+from clients.privacy import PrivacyConfig
+from clients.run_config import section_values
+from clients.training import TrainingConfig
+
+from .config import FederationConfig, SecureAggregationConfig
 from .records import RoundRecorder
+from .secure_aggregation import CheckedSecAggPlusWorkflow, auto_ranges, quantization_error_bound
 from .strategy import BudgetSpent, RoundFailed, make_strategy
 
 def make_server_app(run_config: dict | None = None) -> ServerApp:
@@ -54,8 +60,10 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
     seed = int(rc.get("seed", 0))
     fed = section(rc, "federation", FederationConfig)
     mcfg = section(rc, "model", ModelConfig)
+    sa = SecureAggregationConfig.from_flat(section_values(rc, "secure_aggregation"))
     data_dir = str(rc.get("data-dir") or "") or default_data_dir()
-    nsos = read_index(data_dir)["nsos"]
+    index = read_index(data_dir)
+    nsos = index["nsos"]
     random.seed(seed)  # Flower's client sampling uses the random module
     np.random.seed(seed)
 
@@ -79,10 +87,33 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
         recorder.federated(results)
         return {}
 
+    fit_config = {}
+    fit_workflow = None
+    if sa.enabled:
+        max_weight, clipping_range = auto_ranges(sa, index, section(rc, "training", TrainingConfig),
+                                                 section(rc, "privacy", PrivacyConfig))
+        fit_config = {"secagg_clipping_range": clipping_range, "secagg_max_weight": max_weight}
+        recorder.secagg_settings(max_weight, clipping_range, sa.quantization_range)
+        num_shares = sa.num_shares if isinstance(sa.num_shares, float) else int(sa.num_shares)
+        threshold = (sa.reconstruction_threshold if isinstance(sa.reconstruction_threshold, float)
+                     else int(sa.reconstruction_threshold))
+        if isinstance(num_shares, int) and num_shares > len(nsos):
+            raise RoundFailed(f"secure_aggregation.num_shares = {num_shares} exceeds the {len(nsos)} NSOs")
+        fit_workflow = CheckedSecAggPlusWorkflow(
+            num_shares=num_shares, reconstruction_threshold=threshold, max_weight=max_weight,
+            clipping_range=clipping_range, quantization_range=sa.quantization_range, timeout=sa.timeout_s,
+            on_round=recorder.secagg_round)
+
+    def on_aggregate(server_round, results):
+        if sa.enabled:
+            recorder.secagg_bound(quantization_error_bound([r.num_examples for r in results if r.num_examples > 0],
+                                                           max_weight, clipping_range, sa.quantization_range))
+
     strategy = make_strategy(
         fed, len(nsos), ndarrays_to_parameters(get_weights(model)),
+        tolerate_dropouts=sa.enabled, on_dropped=recorder.dropped, on_aggregate=on_aggregate,
         evaluate_fn=central_evaluate,
-        on_fit_config_fn=lambda r: {"server_round": r},
+        on_fit_config_fn=lambda r: {"server_round": r, **fit_config},
         on_evaluate_config_fn=lambda r: {"server_round": r},
         fit_metrics_aggregation_fn=fit_metrics,
         evaluate_metrics_aggregation_fn=evaluate_metrics,
@@ -90,9 +121,10 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
     wait_for_nodes(grid, len(nsos), fed.node_wait_s)
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=fed.rounds), strategy=strategy)
     try:
-        DefaultWorkflow()(grid, legacy)
+        DefaultWorkflow(fit_workflow=fit_workflow)(grid, legacy)
     except BudgetSpent as stop:
         recorder.stopped(str(stop))
+    recorder.save_model(legacy.state.array_records[MAIN_PARAMS_RECORD].to_numpy_ndarrays())
 
 
 app = make_server_app()

@@ -46,13 +46,45 @@ class RoundRecorder:
             self.current["federated.accuracy"] = sum(n * m["accuracy"] for n, m in per_nso) / total
         self.finish_round()
 
-    def stopped(self, reason: str) -> None:
-        """A planned early end (privacy budget spent): recorded as an event line, not a round."""
-        line = {"event": "stopped", "after_round": self.rows[-1]["round"] if self.rows else 0, "reason": reason,
-                **{k: v for k, v in self.current.items() if k.startswith("fit.")}}
+    def save_model(self, weights: list) -> None:
+        """The released global model, as the coordinator holds it after the last round."""
+        if self.path:
+            import numpy as np
+
+            tmp = self.path.with_name(".model.tmp.npz")
+            np.savez(tmp, *weights)
+            tmp.replace(self.path.with_name("model.npz"))
+
+    def event(self, name: str, **fields: Any) -> None:
+        """A line that is not a round (settings, a planned stop)."""
         if self.path:
             with self.path.open("a") as f:
-                f.write(json.dumps(line) + "\n")
+                f.write(json.dumps({"event": name, **fields}) + "\n")
+
+    def secagg_settings(self, max_weight: float, clipping_range: float, quantization_range: int) -> None:
+        self.event("secagg_settings", max_weight=max_weight, clipping_range=clipping_range,
+                   quantization_range=quantization_range)
+
+    def secagg_round(self, info: dict) -> None:
+        """What the SecAgg+ protocol did this round (called when the workflow returns)."""
+        self.current.update({"secagg.completed": info["completed"], "secagg.stage": info["stage"],
+                             "secagg.num_shares": info["num_shares"], "secagg.threshold": info["threshold"],
+                             "secagg.sampled": info["sampled"], "secagg.active": info["active"],
+                             **{f"secagg.stage_s.{k}": round(v, 4) for k, v in info["stage_s"].items()}})
+
+    def secagg_bound(self, bound: float) -> None:
+        self.current["secagg.quantization_error_bound"] = bound
+
+    def dropped(self, server_round: int, reasons: list[str]) -> None:
+        self.current["secagg.dropped"] = json.dumps(reasons)
+        if not self.quiet:
+            print(f"round {server_round}: {len(reasons)} NSO(s) dropped out, aggregated without them: "
+                  + "; ".join(reasons), file=sys.stderr, flush=True)
+
+    def stopped(self, reason: str) -> None:
+        """A planned early end (privacy budget spent): recorded as an event line, not a round."""
+        self.event("stopped", after_round=self.rows[-1]["round"] if self.rows else 0, reason=reason,
+                   **{k: v for k, v in self.current.items() if k.startswith("fit.")})
         if not self.quiet:
             print(f"stopped: {reason}", file=sys.stderr, flush=True)
 

@@ -1,16 +1,20 @@
-"""Flower strategies that fail loudly.
+"""Flower strategies that fail loudly and aggregate model deltas.
 
 Flower's FedAvg accepts client failures and, if configured not to, returns no parameters and keeps
 the old model without an error. Both would let a run report metrics of a model some NSOs never
-trained. Here any failed NSO ends the run with its reason.
+trained. Here any failed NSO ends the run with its reason, except under secure aggregation, where
+the SecAgg+ protocol itself decides whether enough NSOs remain (its dropout rules) and the dropped
+NSOs are recorded. Clients send deltas (new - global); the strategies turn them back into weights
+before the usual FedAvg/FedProx/FedAdam arithmetic, so each strategy works unchanged.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
-from flwr.common import Parameters
+from flwr.common import FitRes, Parameters, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server.strategy import FedAdam, FedAvg, FedProx
 
 from .config import FederationConfig
@@ -33,19 +37,40 @@ def _reason(failure: Any) -> str:
 
 
 class _Strict:
+    tolerate_dropouts: bool = False
+    on_dropped: Callable[[int, list[str]], None] | None = None
+    on_aggregate: Callable[[int, list[FitRes]], None] | None = None
+    _global: list = []
+
+    def configure_fit(self, server_round, parameters, client_manager):
+        self._global = parameters_to_ndarrays(parameters)
+        return super().configure_fit(server_round, parameters, client_manager)
+
     def aggregate_fit(self, server_round, results, failures):
         if failures:
-            raise RoundFailed(f"round {server_round}: {len(failures)} NSO(s) failed during training: "
-                              + "; ".join(_reason(f) for f in failures))
+            reasons = [_reason(f) for f in failures]
+            if not (self.tolerate_dropouts and results):
+                raise RoundFailed(f"round {server_round}: {len(failures)} NSO(s) failed during training: "
+                                  + "; ".join(reasons))
+            if self.on_dropped:
+                self.on_dropped(server_round, reasons)
         if not results:
             raise RoundFailed(f"round {server_round}: no NSO returned an update")
-        # NSOs whose privacy budget is spent return the model unchanged with weight 0: leave them out.
+        if self.on_aggregate:
+            self.on_aggregate(server_round, [res for _, res in results])
+        # NSOs whose privacy budget is spent return a zero delta with weight 0: leave them out.
         training = [(proxy, res) for proxy, res in results if res.num_examples > 0]
         if not training:
             if self.fit_metrics_aggregation_fn:  # still record who stopped, and at which epsilon
                 self.fit_metrics_aggregation_fn([(res.num_examples, res.metrics) for _, res in results])
             raise BudgetSpent(f"round {server_round}: every NSO has spent its privacy budget")
-        return super().aggregate_fit(server_round, training, failures)
+        as_weights = []
+        for proxy, res in training:
+            delta = parameters_to_ndarrays(res.parameters)
+            weights = [g + d.astype(g.dtype) for g, d in zip(self._global, delta)]
+            as_weights.append((proxy, FitRes(res.status, ndarrays_to_parameters(weights), res.num_examples,
+                                             res.metrics)))
+        return super().aggregate_fit(server_round, as_weights, [])
 
     def aggregate_evaluate(self, server_round, results, failures):
         if failures:
@@ -66,14 +91,20 @@ class StrictFedAdam(_Strict, FedAdam):
     pass
 
 
-def make_strategy(cfg: FederationConfig, n_nsos: int, initial: Parameters, **callbacks) -> FedAvg:
+def make_strategy(cfg: FederationConfig, n_nsos: int, initial: Parameters, tolerate_dropouts: bool = False,
+                  on_dropped=None, on_aggregate=None, **callbacks) -> FedAvg:
     """The configured strategy, waiting for every NSO and sampling `fraction_fit` of them."""
     fit_clients = max(1, math.ceil(cfg.fraction_fit * n_nsos))
     common = dict(fraction_fit=cfg.fraction_fit, fraction_evaluate=1.0, min_fit_clients=fit_clients,
                   min_evaluate_clients=n_nsos, min_available_clients=n_nsos, initial_parameters=initial,
                   accept_failures=False, **callbacks)
     if cfg.strategy == "fedprox":
-        return StrictFedProx(proximal_mu=cfg.proximal_mu, **common)
-    if cfg.strategy == "fedadam":
-        return StrictFedAdam(eta=cfg.server_lr, **common)
-    return StrictFedAvg(**common)
+        strategy = StrictFedProx(proximal_mu=cfg.proximal_mu, **common)
+    elif cfg.strategy == "fedadam":
+        strategy = StrictFedAdam(eta=cfg.server_lr, **common)
+    else:
+        strategy = StrictFedAvg(**common)
+    strategy.tolerate_dropouts = tolerate_dropouts
+    strategy.on_dropped = on_dropped
+    strategy.on_aggregate = on_aggregate
+    return strategy

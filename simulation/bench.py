@@ -65,6 +65,16 @@ def bench_data(windows: int) -> dict:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    if args.bench_command == "secagg":
+        if args.rounds < 1 or args.repeats < 1:
+            raise UserError("--rounds and --repeats must be at least 1")
+        r = bench_secagg(args.rounds, repeats=args.repeats)
+        console.print(f"10 NSOs, default model, local engine, {r['rounds']} rounds, best of {args.repeats}:")
+        console.print(f"  plain round {r['plain_round_s']:.3f} s; SecAgg+ round {r['secagg_round_s']:.3f} s: "
+                      f"ratio {r['ratio']:.2f} (target <= {SECAGG_TARGET_RATIO}): "
+                      + ("[green]met[/]" if r["meets_target"] else "[red]NOT met[/]"))
+        console.print("  SecAgg+ stages (median s per round, training happens inside collect_masked_vectors): "
+                      + ", ".join(f"{k} {v:.3f}" for k, v in r["secagg_stage_s"].items()))
     if args.bench_command == "dp":
         if args.repeats < 1:
             raise UserError("--repeats must be at least 1")
@@ -237,3 +247,49 @@ def bench_dp(repeats: int = 3) -> dict:
     return {"benchmark": "dp", "nso": "DE", "train_windows": len(data), "batch_size": tcfg.batch_size,
             "epoch_s": {k: round(v, 4) for k, v in best.items()}, "ratio": ratios, "target_ratio": DP_TARGET_RATIO,
             "meets_target": bool(max(ratios.values()) <= DP_TARGET_RATIO), "runs_s": times}
+
+
+SECAGG_TARGET_RATIO = 1.5
+
+
+def bench_secagg(rounds: int = 3, persons_scale: float = 1.0, repeats: int = 2) -> dict:
+    """Round time with and without SecAgg+, 10 NSOs (default data, DE and FR split in two), default
+    model and training, local engine, interleaved runs; the best mean round time of each."""
+    import json as _json
+    import logging
+    import tempfile
+
+    import numpy as np
+
+    from datasets.prepared import prepare
+
+    from .config import ExperimentConfig
+    from .engines import run_local
+    from .experiment import app_run_config
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    windows = _ten_nso_windows(persons_scale)
+    runs: dict[str, list[float]] = {"plain": [], "secagg": []}
+    stages: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = str(Path(tmp) / "data")
+        prepare(windows, data_dir, 0, 0.2, 0.1)
+        for rep in range(repeats):
+            for mode in ("plain", "secagg"):
+                cfg = ExperimentConfig.model_validate({"federation": {"rounds": rounds},
+                                                       "secure_aggregation": {"enabled": mode == "secagg"}})
+                out = Path(tmp) / f"{mode}-{rep}"
+                run_local(app_run_config(cfg, data_dir, str(out), quiet=True), data_dir)
+                rows = [_json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+                rows = [r for r in rows if "event" not in r and r["round"] > 0]
+                runs[mode].append(float(np.mean([r["round_s"] for r in rows])))
+                if mode == "secagg":
+                    for r in rows:
+                        for k, v in r.items():
+                            if k.startswith("secagg.stage_s."):
+                                stages.setdefault(k.split(".")[-1], []).append(v)
+    plain, secagg = min(runs["plain"]), min(runs["secagg"])
+    return {"benchmark": "secagg", "nsos": 10, "rounds": rounds, "plain_round_s": round(plain, 4),
+            "secagg_round_s": round(secagg, 4), "ratio": round(secagg / plain, 3), "target_ratio": SECAGG_TARGET_RATIO,
+            "meets_target": bool(secagg / plain <= SECAGG_TARGET_RATIO),
+            "secagg_stage_s": {k: round(float(np.median(v)), 4) for k, v in stages.items()}, "runs_s": runs}

@@ -29,7 +29,11 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks of the project's speed and memory targets")
-    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp}")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp,secagg}")
+    bs = bsub.add_parser("secagg", help="SecAgg+ round vs plain round, 10 NSOs, local engine (target <= 1.5x)")
+    bs.add_argument("--rounds", type=int, default=3)
+    bs.add_argument("--repeats", type=int, default=2)
+    bs.add_argument("--json", help="also write the results to this JSON file")
     bdp = bsub.add_parser("dp", help="DP-SGD vs non-private time per epoch, default model (target <= 2x)")
     bdp.add_argument("--repeats", type=int, default=3)
     bdp.add_argument("--json", help="also write the results to this JSON file")

@@ -19,7 +19,7 @@ from clients.privacy import PrivacyConfig
 from clients.training import TrainingConfig
 from datasets.errors import UserError
 from datasets.generator import GeneratorSettings
-from server.config import FederationConfig
+from server.config import FederationConfig, SecureAggregationConfig
 
 
 class ConfigError(UserError):
@@ -64,6 +64,15 @@ class OutputConfig(BaseModel):
 class ExperimentConfig(BaseModel):
     """A whole experiment (docs/config.md)."""
 
+    @model_validator(mode="after")
+    def _dropout_nsos(self) -> "ExperimentConfig":
+        if self.secure_aggregation.dropouts and not self.data.path:
+            unknown = sorted({d.nso for d in self.secure_aggregation.dropouts} - set(self.data.generate.nsos))
+            if unknown:
+                raise ValueError(f"secure_aggregation.dropouts names NSO(s) {unknown} that are not in "
+                                 f"data.generate.nsos {self.data.generate.nsos}")
+        return self
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$", description="used in run directory names")
@@ -73,6 +82,7 @@ class ExperimentConfig(BaseModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    secure_aggregation: SecureAggregationConfig = Field(default_factory=SecureAggregationConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 

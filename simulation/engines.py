@@ -34,9 +34,13 @@ def node_contexts(nsos: list[str], data_dir: str, run_config: dict[str, Any]) ->
     }
 
 
-def run_local(run_config: dict[str, Any], data_dir: str) -> LocalGrid:
+def run_local(run_config: dict[str, Any], data_dir: str, record_replies: bool = False) -> LocalGrid:
+    """Run the apps on the local Grid; with record_replies the grid keeps every reply it carried
+    (what the server received), for inspection."""
     nsos = read_index(data_dir)["nsos"]
     grid = LocalGrid(make_client_app(), node_contexts(nsos, data_dir, run_config), run_id=1)
+    if record_replies:
+        grid.received = []
     server_ctx = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=dict(run_config))
     make_server_app()(grid, server_ctx)
     return grid

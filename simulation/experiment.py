@@ -39,7 +39,8 @@ def app_run_config(cfg: ExperimentConfig, data_dir: str, output_dir: str, quiet:
     """The flat scalar run config the Flower apps read (the same keys `flwr run .` uses)."""
     return {"seed": cfg.seed, "data-dir": data_dir, "output-dir": output_dir, "quiet": quiet,
             **flatten("model", cfg.model), **flatten("training", cfg.training), **flatten("federation", cfg.federation),
-            **flatten("privacy", cfg.privacy)}
+            **flatten("privacy", cfg.privacy),
+            **{f"secure_aggregation.{k}": v for k, v in cfg.secure_aggregation.flat().items()}}
 
 
 def resolve_delta(cfg: ExperimentConfig, index: dict) -> ExperimentConfig:
@@ -57,6 +58,27 @@ def resolve_delta(cfg: ExperimentConfig, index: dict) -> ExperimentConfig:
                         f"n = {k} training {cfg.privacy.unit}s (1/n = {1 / k:g}). Allowed: delta < "
                         f"{1 / max(n.values()):g}, or leave it unset for 0.1/n = {0.1 / max(n.values()):g}")
     return cfg
+
+
+def secure_aggregation_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], events: list[dict[str, Any]],
+                               nsos: list[str]) -> dict[str, Any]:
+    """What SecAgg+ did over the run (docs/secure_aggregation.md)."""
+    if not cfg.secure_aggregation.enabled:
+        return {"enabled": False}
+    settings = next((e for e in events if e["event"] == "secagg_settings"), {})
+    fitted = [r for r in rows if r["round"] > 0]
+    return {
+        "enabled": True,
+        "num_shares": max((r.get("secagg.num_shares") or 0 for r in fitted), default=None),
+        "threshold": max((r.get("secagg.threshold") or 0 for r in fitted), default=None),
+        "rounds_completed": sum(1 for r in fitted if r.get("secagg.completed")),
+        "dropped": [{"round": r["round"], "reasons": json.loads(r["secagg.dropped"])}
+                    for r in fitted if r.get("secagg.dropped")],
+        "clipped_values": int(sum(r.get(f"fit.{n}.secagg_clipped", 0) or 0 for r in fitted for n in nsos)),
+        "quantization_error": max((r.get("secagg.quantization_error_bound", 0.0) for r in fitted), default=0.0),
+        "max_weight": settings.get("max_weight"), "clipping_range": settings.get("clipping_range"),
+        "quantization_range": settings.get("quantization_range"),
+    }
 
 
 def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: list[str]) -> dict[str, Any]:
@@ -159,7 +181,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
                         f"{run_dir / 'metrics.jsonl'}") from exc
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     rows = [x for x in lines if "event" not in x]
-    stops = [x for x in lines if x.get("event") == "stopped"]
+    events = [x for x in lines if "event" in x]
+    stops = [x for x in events if x["event"] == "stopped"]
     if len(rows) != cfg.federation.rounds + 1 and not stops:
         raise RunFailed(f"the run finished {len(rows) - 1} of {cfg.federation.rounds} rounds; see {run_dir}")
     pd.DataFrame(rows).to_csv(run_dir / "metrics.csv", index=False)
@@ -167,6 +190,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
                **summarise(rows, index["nsos"], time.perf_counter() - start),
                "stopped_early": stops[0]["reason"] if stops else None,
                "privacy": privacy_summary(cfg, rows + [{"round": x["after_round"] + 1, **x} for x in stops],
-                                          index["nsos"])}
+                                          index["nsos"]),
+               "secure_aggregation": secure_aggregation_summary(cfg, rows, events, index["nsos"])}
     write_json(run_dir / "summary.json", summary)
     return run_dir

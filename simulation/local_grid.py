@@ -35,6 +35,7 @@ class LocalGrid(Grid):
         self._superlink = superlink_node_id
         self.delivered = 0
         self.drop: set[int] = set()  # nodes that do not answer (dropout simulation)
+        self.received: list[Message] | None = None  # set to [] to keep a copy of every reply
         # Message() takes run and sender from the process's task identity, as in a ServerApp process.
         TaskIdentity.task_id = 1
         TaskIdentity.run_id = run_id
@@ -73,6 +74,8 @@ class LocalGrid(Grid):
         reply.metadata.__dict__["_reply_to_message_id"] = msg.metadata.message_id
         reply.metadata.__dict__["_message_id"] = f"r{next(self._ids)}"
         self.delivered += 1
+        if self.received is not None:
+            self.received.append(copy.deepcopy(reply))
         return reply
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:

@@ -37,3 +37,16 @@ def test_bad_cli_arguments_exit_2_with_usage(capsys):
         main(["data", "generate", "--format", "xlsx"])
     assert e.value.code == 2
     assert "invalid choice: 'xlsx'" in capsys.readouterr().err
+
+
+def test_every_shipped_experiment_config_is_valid():
+    from pathlib import Path
+
+    from simulation.config import load_config
+
+    files = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
+    assert len(files) >= 5
+    for f in files:
+        if "sweep" in f.read_text():  # sweep files are checked by the sweep tests
+            continue
+        load_config(f)

@@ -1,0 +1,125 @@
+"""Flower's SecAgg+ workflow, made to fail loudly.
+
+Flower's SecAggPlusWorkflow logs "Secure aggregation halted" when a stage cannot continue (too few
+NSOs left, a reply in the wrong format) and returns as if the round were done: the model stays
+unchanged, the run goes on and exits 0. Here every round must reach the end of the unmask stage and
+aggregate, or the run stops with the stage, the NSOs still active and the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from flwr.server.workflow import SecAggPlusWorkflow
+
+from .strategy import RoundFailed
+
+
+class CheckedSecAggPlusWorkflow(SecAggPlusWorkflow):
+    def __init__(self, *args: Any, on_round: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_round = on_round  # callback(dict) with what happened in the round
+        self._stage = ""
+        self._state: Any = None
+        self._completed = False
+
+    def _track(self, name: str, method, grid, context, state) -> bool:
+        self._stage, self._state = name, state
+        start = time.perf_counter()
+        ok = method(grid, context, state)
+        self._stage_s[name] = time.perf_counter() - start
+        if name == "unmask" and ok:
+            self._completed = True
+        return ok
+
+    def setup_stage(self, grid, context, state) -> bool:
+        return self._track("setup", super().setup_stage, grid, context, state)
+
+    def share_keys_stage(self, grid, context, state) -> bool:
+        return self._track("share_keys", super().share_keys_stage, grid, context, state)
+
+    def collect_masked_vectors_stage(self, grid, context, state) -> bool:
+        return self._track("collect_masked_vectors", super().collect_masked_vectors_stage, grid, context, state)
+
+    def unmask_stage(self, grid, context, state) -> bool:
+        return self._track("unmask", super().unmask_stage, grid, context, state)
+
+    def __call__(self, grid, context) -> None:
+        self._stage, self._state, self._completed = "", None, False
+        self._stage_s: dict[str, float] = {}
+        current_round = context.state.config_records["config"]["current_round"]
+        super().__call__(grid, context)
+        s = self._state
+        info = {"round": current_round, "completed": self._completed, "stage": self._stage,
+                "num_shares": getattr(s, "num_shares", None), "threshold": getattr(s, "threshold", None),
+                "sampled": len(getattr(s, "sampled_node_ids", ()) or ()),
+                "active": len(getattr(s, "active_node_ids", ()) or ()),
+                "failures": [_reason(f) for f in getattr(s, "failures", [])], "stage_s": dict(self._stage_s)}
+        if self.on_round:
+            self.on_round(info)
+        if not self._completed:
+            raise RoundFailed(
+                f"round {current_round}: secure aggregation halted at stage '{self._stage or 'setup'}' with "
+                f"{info['active']} of {info['sampled']} NSOs active (reconstruction threshold {info['threshold']}); "
+                f"the model was not updated. Reasons: {'; '.join(info['failures']) or 'none reported'}")
+
+
+def _reason(failure: Any) -> str:
+    err = failure.args[0] if isinstance(failure, BaseException) and failure.args else failure
+    return str(getattr(err, "reason", err))
+
+
+ADAM_STEP_BOUND = 3.2  # (1 - 0.9) / sqrt(1 - 0.999), rounded up
+
+
+def auto_ranges(cfg, index: dict, training, privacy) -> tuple[float, float]:
+    """(max_weight, clipping_range) from the data and the training settings, where set to 'auto'.
+
+    max_weight: the largest number of training windows of an NSO (the weight FedAvg gives it), so
+    num_examples / max_weight <= 1 and the quantized weights cannot overflow. clipping_range: an
+    Adam step moves a coordinate by at most lr (1 - beta1) / sqrt(1 - beta2) = 3.16 lr (defaults), so
+    a round's delta stays within 3.2 lr x steps, and SecAgg+ clips (weight ratio <= 1) x delta. With
+    SGD there is no such bound and Flower's default 8.0 applies. Clipped values are counted and
+    reported either way.
+    """
+    windows = {n: int(c["train"]) for n, c in index["windows"].items()}
+    persons = {n: int(c["train_persons"]) for n, c in index["windows"].items()}
+    max_n = max(windows.values())
+    if cfg.max_weight == "auto":
+        max_weight = float(max_n)
+    else:
+        max_weight = float(cfg.max_weight)
+        over = {n: w for n, w in windows.items() if w > max_weight}
+        if over:
+            nso, w = max(over.items(), key=lambda kv: kv[1])
+            raise RoundFailed(f"secure_aggregation.max_weight = {max_weight:g} is below NSO {nso}'s {w} training "
+                              f"windows; SecAgg+ would overflow. Allowed: >= {max_n}, or 'auto'")
+    if cfg.clipping_range != "auto":
+        return max_weight, float(cfg.clipping_range)
+    if training.optimizer != "adam":
+        return max_weight, 8.0
+    steps = []
+    for nso, n in windows.items():
+        if privacy.enabled and privacy.unit == "person":
+            q = min(1.0, privacy.person_batch_size / max(persons[nso], 1))
+            steps.append(training.local_epochs * max(1, round(1 / q)))
+        elif privacy.enabled:
+            q = min(1.0, training.batch_size / max(n, 1))
+            steps.append(training.local_epochs * max(1, round(1 / q)))
+        else:
+            steps.append(training.local_epochs * math.ceil(n / training.batch_size))
+    return max_weight, float(ADAM_STEP_BOUND * training.lr * max(steps))
+
+
+def quantization_error_bound(num_examples: list[int], max_weight: float, clipping_range: float,
+                             quantization_range: int) -> float:
+    """Largest per-coordinate error of the SecAgg+ average from stochastic quantization.
+
+    Each NSO's weighted value is rounded to a grid of step 2 c / Q (error < one step); the sum of
+    the errors is divided by the sum of weight ratios n_i / max_weight.
+    """
+    step = 2 * clipping_range / quantization_range
+    total_ratio = sum(round(n / max_weight * quantization_range) / quantization_range for n in num_examples)
+    return len(num_examples) * step / total_ratio if total_ratio > 0 else float("inf")
