@@ -8,6 +8,7 @@ pays for reading once, not every round.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -45,7 +46,7 @@ def _arrays(df: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _save(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npz")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")  # unique: workers may prepare at once
     np.savez(tmp, **arrays)
     tmp.replace(path)
 
@@ -69,7 +70,9 @@ def prepare(windows: pd.DataFrame, out_dir: Path | str, seed: int, test_fraction
     hold_nso = windows["nso"].astype(str).to_numpy()[labels == "holdout"]
     _save(out / "holdout.npz", **hold, nso=np.array([nsos.index(n) for n in hold_nso], dtype=np.int64))
     index = {"nsos": nsos, "windows": counts, "holdout_windows": int(len(hold["y"]))}
-    (out / "index.json").write_text(json.dumps(index, indent=2))
+    tmp = out / f".index.json.{os.getpid()}.tmp"  # written last and atomically: its presence means "complete"
+    tmp.write_text(json.dumps(index, indent=2))
+    tmp.replace(out / "index.json")
     return index
 
 
@@ -103,8 +106,6 @@ def default_data_dir(data_seed: int = 0, split_seed: int = 0, test_fraction: flo
     Generation is deterministic, so concurrent clients racing to create it write identical files
     (each written to a temporary name and renamed).
     """
-    import os
-
     from .generator import GeneratorSettings, generate
 
     root = Path(os.environ.get("NSO_PPML_CACHE", Path.home() / ".cache" / "nso-ppml"))

@@ -55,10 +55,20 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--quiet", action="store_true", help="no per-round progress lines")
 
 
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    sw = sub.add_parser("sweep", help="run every point of a sweep file (resumable) and write results.csv")
+    sw.add_argument("sweep", help="sweep file (TOML with a [sweep] table)")
+    sw.add_argument("--out", help="sweep directory (default: runs/sweeps/<name>)")
+    sw.add_argument("--workers", type=int, help="parallel worker processes (default: the file's sweep.workers)")
+    rp = sub.add_parser("report", help="Markdown report with figures from a sweep directory")
+    rp.add_argument("sweep_dir")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ppml", description=__doc__.splitlines()[0].replace("The ", ""))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,data,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,report,data,bench}")
     _add_run(sub)
+    _add_sweep(sub)
     _add_data(sub)
     _add_bench(sub)
     return parser
@@ -71,6 +81,18 @@ def main(argv: list[str] | None = None) -> int:
             from . import run_command
 
             return run_command.run(args, console)
+        if args.command == "sweep":
+            from .sweep import run_sweep
+
+            if args.workers is not None and args.workers < 1:
+                raise UserError(f"--workers {args.workers}: at least 1")
+            return run_sweep(args.sweep, args.out, args.workers, console, "ppml " + " ".join(argv or sys.argv[1:]))
+        if args.command == "report":
+            from .report import write_report
+
+            path = write_report(args.sweep_dir)
+            console.print(f"report written to {path}")
+            return 0
         if args.command == "data":
             from . import data_commands
 

@@ -153,6 +153,8 @@ def load_config(path: Path | str | None, overrides: list[str] | None = None,
                 model: type[BaseModel] = ExperimentConfig) -> BaseModel:
     """Read, merge --set overrides, validate; raise ConfigError naming every bad key."""
     raw = read_toml(path) if path is not None else {}
+    if "sweep" in raw:
+        raise ConfigError(f"{path}: is a sweep file (it has a [sweep] table); run it with `ppml sweep {path}`")
     raw = deep_merge(raw, parse_set(overrides or []))
     relative_to = Path(path).parent if path is not None else Path.cwd()
     data_path = raw.get("data", {}).get("path") if isinstance(raw.get("data"), dict) else None
