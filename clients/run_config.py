@@ -16,9 +16,12 @@ from datasets.errors import UserError
 M = TypeVar("M", bound=BaseModel)
 
 
+UNSET = ""  # Flower run configs hold no None: an empty string stands for "not set"
+
+
 def section_values(run_config: dict[str, Any], name: str) -> dict[str, Any]:
     prefix = f"{name}."
-    return {k[len(prefix):]: v for k, v in run_config.items() if k.startswith(prefix)}
+    return {k[len(prefix):]: (None if v == UNSET else v) for k, v in run_config.items() if k.startswith(prefix)}
 
 
 def section(run_config: dict[str, Any], name: str, model: type[M]) -> M:
@@ -31,5 +34,5 @@ def section(run_config: dict[str, Any], name: str, model: type[M]) -> M:
 
 
 def flatten(name: str, model: BaseModel) -> dict[str, Any]:
-    """Inverse of `section` for scalar fields."""
-    return {f"{name}.{k}": v for k, v in model.model_dump().items() if v is not None}
+    """Inverse of `section` for scalar fields (None becomes UNSET)."""
+    return {f"{name}.{k}": (UNSET if v is None else v) for k, v in model.model_dump().items()}

@@ -16,6 +16,7 @@ from flwr.common import ndarrays_to_parameters
 from flwr.server import LegacyContext, ServerApp, ServerConfig
 from flwr.server.workflow import DefaultWorkflow
 from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
+from flwr.server.workflow.default_workflows import default_evaluate_workflow, default_fit_workflow
 from flwr.serverapp import Grid
 
 from clients.model import ModelConfig, build_model, get_weights, set_weights
@@ -38,9 +39,30 @@ def make_server_app(run_config: dict | None = None) -> ServerApp:
 
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
-        main(grid, context, {**context.run_config, **(run_config or {})})
+        rc = {**context.run_config, **(run_config or {})}
+        try:
+            main(grid, context, rc)
+        except Exception as exc:
+            # `flwr run` exits 0 even when the ServerApp fails: leave the reason where engines look.
+            RoundRecorder.failure(str(rc.get("output-dir") or "") or None, f"{type(exc).__name__}: {exc}")
+            raise
 
     return server_app
+
+
+class TimeoutGrid:
+    """A Grid whose send_and_receive waits at most `timeout` seconds (Flower's default workflows
+    wait forever for a node that died); replies that never come are then missing, and the strict
+    strategy reports or tolerates them."""
+
+    def __init__(self, grid: Grid, timeout: float) -> None:
+        self._grid, self._timeout = grid, timeout
+
+    def __getattr__(self, name):
+        return getattr(self._grid, name)
+
+    def send_and_receive(self, messages, *, timeout=None):
+        return self._grid.send_and_receive(messages, timeout=timeout if timeout is not None else self._timeout)
 
 
 def wait_for_nodes(grid: Grid, expected: int, timeout_s: float) -> None:
@@ -120,8 +142,15 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
     )
     wait_for_nodes(grid, len(nsos), fed.node_wait_s)
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=fed.rounds), strategy=strategy)
+    reply_timeout = fed.reply_timeout_s or (sa.timeout_s if sa.enabled else None)
+    fit = fit_workflow or default_fit_workflow
+    evaluate_wf = default_evaluate_workflow
+    if reply_timeout is not None:
+        if fit_workflow is None:
+            fit = lambda g, c: default_fit_workflow(TimeoutGrid(g, reply_timeout), c)  # noqa: E731
+        evaluate_wf = lambda g, c: default_evaluate_workflow(TimeoutGrid(g, reply_timeout), c)  # noqa: E731
     try:
-        DefaultWorkflow(fit_workflow=fit_workflow)(grid, legacy)
+        DefaultWorkflow(fit_workflow=fit, evaluate_workflow=evaluate_wf)(grid, legacy)
     except BudgetSpent as stop:
         recorder.stopped(str(stop))
     recorder.save_model(legacy.state.array_records[MAIN_PARAMS_RECORD].to_numpy_ndarrays())

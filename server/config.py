@@ -16,6 +16,10 @@ class FederationConfig(BaseModel):
     proximal_mu: float = Field(0.01, ge=0, le=100, description="FedProx proximal weight")
     server_lr: float = Field(0.01, gt=0, le=10, description="FedAdam server learning rate (eta)")
     node_wait_s: float = Field(120.0, gt=0, le=86_400, description="how long to wait for every NSO node")
+    reply_timeout_s: float | None = Field(
+        None, gt=0, le=86_400,
+        description="wait for training/evaluation replies; default: secure_aggregation.timeout_s under SecAgg+, "
+                    "else wait indefinitely")
 
 
 STAGES = ("setup", "share_keys", "collect_masked_vectors", "unmask")
@@ -69,13 +73,13 @@ class SecureAggregationConfig(BaseModel):
 
     def flat(self) -> dict:
         """Scalars for Flower's run config (dropouts as 'NSO:stage:round,...')."""
-        out = {k: v for k, v in self.model_dump(exclude={"dropouts"}).items() if v is not None}
+        out = {k: ("" if v is None else v) for k, v in self.model_dump(exclude={"dropouts"}).items()}
         out["dropouts"] = ",".join(f"{d.nso}:{d.stage}:{d.round}" for d in self.dropouts)
         return out
 
     @classmethod
     def from_flat(cls, values: dict) -> "SecureAggregationConfig":
-        values = dict(values)
+        values = {k: (None if v == "" else v) for k, v in values.items()}
         raw = str(values.pop("dropouts", "") or "")
         drops = [dict(zip(("nso", "stage", "round"), d.split(":"))) for d in raw.split(",") if d]
         return cls.model_validate({**values, "dropouts": drops})

@@ -46,6 +46,15 @@ class RoundRecorder:
             self.current["federated.accuracy"] = sum(n * m["accuracy"] for n, m in per_nso) / total
         self.finish_round()
 
+    @staticmethod
+    def failure(output_dir: str | None, reason: str) -> None:
+        """Record that the ServerApp failed (appended, so the finished rounds stay)."""
+        if output_dir:
+            path = Path(output_dir) / "metrics.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as f:
+                f.write(json.dumps({"event": "failed", "reason": reason}) + "\n")
+
     def save_model(self, weights: list) -> None:
         """The released global model, as the coordinator holds it after the last round."""
         if self.path:

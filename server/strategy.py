@@ -42,18 +42,35 @@ class _Strict:
     on_aggregate: Callable[[int, list[FitRes]], None] | None = None
     _global: list = []
 
+    _expected_fit: int = 0
+    _expected_evaluate: int = 0
+
     def configure_fit(self, server_round, parameters, client_manager):
         self._global = parameters_to_ndarrays(parameters)
-        return super().configure_fit(server_round, parameters, client_manager)
+        instructions = super().configure_fit(server_round, parameters, client_manager)
+        self._expected_fit = len(instructions)
+        return instructions
+
+    def configure_evaluate(self, server_round, parameters, client_manager):
+        instructions = super().configure_evaluate(server_round, parameters, client_manager)
+        self._expected_evaluate = len(instructions)
+        return instructions
+
+    def _problems(self, stage: str, server_round: int, results, failures, expected: int) -> None:
+        """Failed replies and replies that never came (timeouts): fatal, or dropouts under SecAgg+."""
+        reasons = [_reason(f) for f in failures]
+        missing = expected - len(results) - len(failures)
+        if missing > 0:
+            reasons.append(f"{missing} NSO(s) did not reply within the timeout")
+        if not reasons:
+            return
+        if not (self.tolerate_dropouts and results):
+            raise RoundFailed(f"round {server_round}: {len(reasons)} NSO(s) failed during {stage}: " + "; ".join(reasons))
+        if self.on_dropped:
+            self.on_dropped(server_round, [f"{stage}: {r}" for r in reasons])
 
     def aggregate_fit(self, server_round, results, failures):
-        if failures:
-            reasons = [_reason(f) for f in failures]
-            if not (self.tolerate_dropouts and results):
-                raise RoundFailed(f"round {server_round}: {len(failures)} NSO(s) failed during training: "
-                                  + "; ".join(reasons))
-            if self.on_dropped:
-                self.on_dropped(server_round, reasons)
+        self._problems("training", server_round, results, failures, self._expected_fit)
         if not results:
             raise RoundFailed(f"round {server_round}: no NSO returned an update")
         if self.on_aggregate:
@@ -73,9 +90,7 @@ class _Strict:
         return super().aggregate_fit(server_round, as_weights, [])
 
     def aggregate_evaluate(self, server_round, results, failures):
-        if failures:
-            raise RoundFailed(f"round {server_round}: {len(failures)} NSO(s) failed during evaluation: "
-                              + "; ".join(_reason(f) for f in failures))
+        self._problems("evaluation", server_round, results, failures, self._expected_evaluate)
         return super().aggregate_evaluate(server_round, results, failures)
 
 
@@ -95,9 +110,12 @@ def make_strategy(cfg: FederationConfig, n_nsos: int, initial: Parameters, toler
                   on_dropped=None, on_aggregate=None, **callbacks) -> FedAvg:
     """The configured strategy, waiting for every NSO and sampling `fraction_fit` of them."""
     fit_clients = max(1, math.ceil(cfg.fraction_fit * n_nsos))
-    common = dict(fraction_fit=cfg.fraction_fit, fraction_evaluate=1.0, min_fit_clients=fit_clients,
-                  min_evaluate_clients=n_nsos, min_available_clients=n_nsos, initial_parameters=initial,
-                  accept_failures=False, **callbacks)
+    # Every NSO must be there, except under SecAgg+, whose dropout rules decide how many suffice:
+    # waiting for a node that died would block the run for a day (Flower's sampling timeout).
+    least = 2 if tolerate_dropouts else n_nsos
+    common = dict(fraction_fit=cfg.fraction_fit, fraction_evaluate=1.0,
+                  min_fit_clients=min(fit_clients, least), min_evaluate_clients=least if tolerate_dropouts else n_nsos,
+                  min_available_clients=least, initial_parameters=initial, accept_failures=False, **callbacks)
     if cfg.strategy == "fedprox":
         strategy = StrictFedProx(proximal_mu=cfg.proximal_mu, **common)
     elif cfg.strategy == "fedadam":

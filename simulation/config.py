@@ -49,7 +49,7 @@ class EngineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["local", "ray", "centralized"] = "local"
+    name: Literal["local", "ray", "centralized", "deployment"] = "local"
     ray_num_cpus: int = Field(2, ge=1, le=1024, description="CPUs Ray may use (ray engine)")
 
 

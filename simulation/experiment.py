@@ -149,7 +149,8 @@ def summarise(rows: list[dict[str, Any]], nsos: list[str], wall_s: float) -> dic
     }
 
 
-def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, quiet: bool = False) -> Path:
+def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, quiet: bool = False,
+                   deployment_hooks: dict | None = None) -> Path:
     """Run `cfg`; return the run directory. Raises UserError subclasses for anything the user can fix."""
     start = time.perf_counter()
     logging.getLogger("flwr").setLevel(logging.WARNING)  # progress comes from the round lines
@@ -172,6 +173,10 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
             run_local(rc, data_dir)
         elif cfg.engine.name == "ray":
             run_ray(rc, data_dir, cfg.engine.ray_num_cpus)
+        elif cfg.engine.name == "deployment":
+            from .deployment import run_deployment
+
+            run_deployment(rc, data_dir, run_dir, index["nsos"], quiet, hooks=deployment_hooks)
         else:
             run_centralized(rc, data_dir, cfg.seed, cfg.model, cfg.training, cfg.federation, str(run_dir), quiet)
     except UserError:
@@ -183,6 +188,10 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     rows = [x for x in lines if "event" not in x]
     events = [x for x in lines if "event" in x]
     stops = [x for x in events if x["event"] == "stopped"]
+    failed = [x for x in events if x["event"] == "failed"]
+    if failed:
+        raise RunFailed(f"the ServerApp failed: {failed[0]['reason']}; rounds finished so far are in "
+                        f"{run_dir / 'metrics.jsonl'}")
     if len(rows) != cfg.federation.rounds + 1 and not stops:
         raise RunFailed(f"the run finished {len(rows) - 1} of {cfg.federation.rounds} rounds; see {run_dir}")
     pd.DataFrame(rows).to_csv(run_dir / "metrics.csv", index=False)

@@ -50,3 +50,16 @@ def test_every_shipped_experiment_config_is_valid():
         if "sweep" in f.read_text():  # sweep files are checked by the sweep tests
             continue
         load_config(f)
+
+
+def test_flwr_app_config_in_pyproject_has_every_key_the_apps_read():
+    """`flwr run` only accepts overrides of keys present in [tool.flwr.app.config]."""
+    import tomllib
+    from pathlib import Path
+
+    from simulation.config import ExperimentConfig
+    from simulation.experiment import app_run_config
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    declared = set(pyproject["tool"]["flwr"]["app"]["config"])
+    assert declared == set(app_run_config(ExperimentConfig(), "", "", False))

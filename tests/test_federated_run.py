@@ -67,8 +67,9 @@ def test_a_failing_client_fails_the_run_with_its_reason(tmp_path, monkeypatch, c
     assert "round 2: 1 NSO(s) failed during training" in err and "NSO NL" in err and "disk full" in err
     assert "Traceback" not in err
     assert not (out / "summary.json").exists()  # no metrics of an incomplete run are reported as final
-    rows = (out / "metrics.jsonl").read_text().splitlines()
-    assert len(rows) == 2  # rounds 0 and 1 were kept
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["round"] for x in lines if "round" in x] == [0, 1]  # rounds 0 and 1 were kept
+    assert lines[-1]["event"] == "failed" and "disk full" in lines[-1]["reason"]
 
 
 @pytest.mark.parametrize("strategy", ["fedprox", "fedadam"])
