@@ -35,7 +35,16 @@ class CheckedSecAggPlusWorkflow(SecAggPlusWorkflow):
         return ok
 
     def setup_stage(self, grid, context, state) -> bool:
-        return self._track("setup", super().setup_stage, grid, context, state)
+        ok = self._track("setup", super().setup_stage, grid, context, state)
+        # An NSO that did not answer the setup stage never shared keys. Flower still counts it as
+        # sampled, so at unmask it asks the others for that NSO's key shares, which nobody has, and
+        # the round halts. Remove it from the protocol here, as if it had never been sampled.
+        gone = state.sampled_node_ids - state.active_node_ids
+        if gone:
+            state.sampled_node_ids = set(state.active_node_ids)
+            state.nid_to_neighbours = {nid: nbrs - gone for nid, nbrs in state.nid_to_neighbours.items()
+                                       if nid not in gone}
+        return ok
 
     def share_keys_stage(self, grid, context, state) -> bool:
         return self._track("share_keys", super().share_keys_stage, grid, context, state)

@@ -128,21 +128,24 @@ class Processes:
             proc.wait()
 
 
-def _progress(metrics: Path, seen: int, rounds: int, quiet: bool) -> int:
+def _progress(metrics: Path, seen: int, rounds: int, quiet: bool) -> tuple[int, int | None]:
+    """Print new round lines of metrics.jsonl; return (lines read, last finished round)."""
+    last = None
     if not metrics.exists():
-        return seen
-    lines = metrics.read_text().splitlines()
-    for line in lines[seen:]:
+        return seen, last
+    for line in metrics.read_text().splitlines()[seen:]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            return seen  # a line being written; read it next time
-        if not quiet and "round" in row:
-            print(f"round {row['round']:>3}/{rounds}  accuracy {row.get('central.accuracy', float('nan')):.3f}  "
-                  f"macro-F1 {row.get('central.macro_f1', float('nan')):.3f}  ({row['round_s']:.1f} s)",
-                  file=sys.stderr, flush=True)
+            break  # a line being written; read it next time
+        if "round" in row:
+            last = row["round"]
+            if not quiet:
+                print(f"round {row['round']:>3}/{rounds}  accuracy {row.get('central.accuracy', float('nan')):.3f}  "
+                      f"macro-F1 {row.get('central.macro_f1', float('nan')):.3f}  ({row['round_s']:.1f} s)",
+                      file=sys.stderr, flush=True)
         seen += 1
-    return seen
+    return seen, last
 
 
 def run_deployment(rc: dict[str, Any], data_dir: str, run_dir: Path, nsos: list[str], quiet: bool,
@@ -197,8 +200,8 @@ def run_deployment(rc: dict[str, Any], data_dir: str, run_dir: Path, nsos: list[
         after = hooks.get("after_round")
         while submit.poll() is None:
             time.sleep(0.5)
-            seen = _progress(metrics, seen, rounds, quiet)
-            if after and seen >= after[0] + 1:
+            seen, last = _progress(metrics, seen, rounds, quiet)
+            if after and last is not None and last >= after[0]:
                 after[1](procs)
                 after = None
             if link.poll() is not None:
