@@ -39,6 +39,7 @@ class CheckedSecAggPlusWorkflow(SecAggPlusWorkflow):
         # An NSO that did not answer the setup stage never shared keys. Flower still counts it as
         # sampled, so at unmask it asks the others for that NSO's key shares, which nobody has, and
         # the round halts. Remove it from the protocol here, as if it had never been sampled.
+        self._sampled = len(state.sampled_node_ids)
         gone = state.sampled_node_ids - state.active_node_ids
         if gone:
             state.sampled_node_ids = set(state.active_node_ids)
@@ -58,12 +59,13 @@ class CheckedSecAggPlusWorkflow(SecAggPlusWorkflow):
     def __call__(self, grid, context) -> None:
         self._stage, self._state, self._completed = "", None, False
         self._stage_s: dict[str, float] = {}
+        self._sampled = 0
         current_round = context.state.config_records["config"]["current_round"]
         super().__call__(grid, context)
         s = self._state
         info = {"round": current_round, "completed": self._completed, "stage": self._stage,
                 "num_shares": getattr(s, "num_shares", None), "threshold": getattr(s, "threshold", None),
-                "sampled": len(getattr(s, "sampled_node_ids", ()) or ()),
+                "sampled": self._sampled,
                 "active": len(getattr(s, "active_node_ids", ()) or ()),
                 "failures": [_reason(f) for f in getattr(s, "failures", [])], "stage_s": dict(self._stage_s)}
         if self.on_round:

@@ -91,7 +91,9 @@ class _Strict:
 
     def aggregate_evaluate(self, server_round, results, failures):
         self._problems("evaluation", server_round, results, failures, self._expected_evaluate)
-        return super().aggregate_evaluate(server_round, results, failures)
+        # Failures were raised or recorded above; Flower's FedAvg would silently skip the round's
+        # evaluation (accept_failures=False) if it saw them.
+        return super().aggregate_evaluate(server_round, results, [])
 
 
 class StrictFedAvg(_Strict, FedAvg):
