@@ -36,19 +36,28 @@ class CheckedSecAggPlusWorkflow(SecAggPlusWorkflow):
 
     def setup_stage(self, grid, context, state) -> bool:
         ok = self._track("setup", super().setup_stage, grid, context, state)
-        # An NSO that did not answer the setup stage never shared keys. Flower still counts it as
-        # sampled, so at unmask it asks the others for that NSO's key shares, which nobody has, and
-        # the round halts. Remove it from the protocol here, as if it had never been sampled.
         self._sampled = len(state.sampled_node_ids)
+        self._forget_unshared(state)
+        return ok
+
+    def share_keys_stage(self, grid, context, state) -> bool:
+        ok = self._track("share_keys", super().share_keys_stage, grid, context, state)
+        self._forget_unshared(state)
+        return ok
+
+    @staticmethod
+    def _forget_unshared(state) -> None:
+        """Remove NSOs lost before they shared their key shares from the round.
+
+        Nobody holds shares of such an NSO and nobody masked with it (pairwise masks are made
+        only with the neighbours whose shares arrived). Flower still counts it as sampled, so at
+        unmask it asks the others for its shares, which they do not have, and the round halts.
+        """
         gone = state.sampled_node_ids - state.active_node_ids
         if gone:
             state.sampled_node_ids = set(state.active_node_ids)
             state.nid_to_neighbours = {nid: nbrs - gone for nid, nbrs in state.nid_to_neighbours.items()
                                        if nid not in gone}
-        return ok
-
-    def share_keys_stage(self, grid, context, state) -> bool:
-        return self._track("share_keys", super().share_keys_stage, grid, context, state)
 
     def collect_masked_vectors_stage(self, grid, context, state) -> bool:
         return self._track("collect_masked_vectors", super().collect_masked_vectors_stage, grid, context, state)

@@ -110,12 +110,13 @@ def test_dropout_above_threshold_aggregates_the_survivors(tmp_path):
     assert _max_diff(sec_model, survivors_model) <= s["quantization_error"] + 1e-6
 
 
-def test_dropout_at_setup_stage_aggregates_the_survivors(tmp_path):
-    """Flower's workflow halts when an NSO drops at setup (it asks for key shares nobody has)."""
+@pytest.mark.parametrize("stage", ["setup", "share_keys"])
+def test_dropout_before_key_sharing_aggregates_the_survivors(tmp_path, stage):
+    """Flower's workflow halts here (it asks the survivors for key shares nobody has)."""
     code, sec, sec_model = _run(tmp_path, "drop", "--set", "secure_aggregation.enabled=true",
-                                "--set", "secure_aggregation.dropouts=[{nso='FI', stage='setup', round=1}]")
+                                "--set", f"secure_aggregation.dropouts=[{{nso='FI', stage='{stage}', round=1}}]")
     assert code == 0
-    assert "NSO FI dropped out at stage setup" in " ".join(sec["secure_aggregation"]["dropped"][0]["reasons"])
+    assert f"NSO FI dropped out at stage {stage}" in " ".join(sec["secure_aggregation"]["dropped"][0]["reasons"])
     code, _, survivors_model = _run(tmp_path, "survivors", nsos="['NL','PL','ES']")
     assert code == 0
     assert _max_diff(sec_model, survivors_model) <= sec["secure_aggregation"]["quantization_error"] + 1e-6
