@@ -146,3 +146,13 @@ def test_bad_secure_aggregation_configs(tmp_path, capsys, override, expected):
     code, _, _ = _run(tmp_path, "bad", "--set", "secure_aggregation.enabled=true", "--set", override)
     err = capsys.readouterr().err
     assert code == 2 and expected in err.replace("\n", " ") and "Traceback" not in err
+
+
+def test_dropout_at_unmask_still_counts_the_vector_it_sent(tmp_path):
+    """An NSO lost after sending its masked vector: its masks come from its neighbours' shares."""
+    code, sec, sec_model = _run(tmp_path, "drop", "--set", "secure_aggregation.enabled=true",
+                                "--set", "secure_aggregation.dropouts=[{nso='FI', stage='unmask', round=1}]")
+    assert code == 0 and "stage unmask" in " ".join(sec["secure_aggregation"]["dropped"][0]["reasons"])
+    code, _, all_model = _run(tmp_path, "all")
+    assert code == 0
+    assert _max_diff(sec_model, all_model) <= sec["secure_aggregation"]["quantization_error"] + 1e-6
