@@ -13,9 +13,8 @@ import torch
 from flwr.app import Context
 from flwr.client import ClientApp, NumPyClient
 
-from datasets.prepared import default_data_dir, load_partition, read_index
-
 from datasets.errors import UserError
+from datasets.prepared import default_data_dir, load_partition, read_index
 
 from .model import ModelConfig, build_model, get_weights, set_weights
 from .privacy import (

@@ -66,6 +66,9 @@ class ExperimentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _dropout_nsos(self) -> "ExperimentConfig":
+        if self.privacy.enabled and self.federation.strategy == "fedprox":
+            raise ValueError("federation.strategy = 'fedprox' with privacy.enabled: the proximal term is not "
+                             "implemented in DP-SGD training; use 'fedavg' or 'fedadam' with DP")
         if self.secure_aggregation.dropouts and not self.data.path:
             unknown = sorted({d.nso for d in self.secure_aggregation.dropouts} - set(self.data.generate.nsos))
             if unknown:

@@ -115,6 +115,7 @@ def test_person_level_run_accounts_with_the_person_sampling_rate(tmp_path):
     (["privacy.secure_mode=true"], "needs torchcsprng"),
     (["privacy.noise_multiplier=1.0", "privacy.target_epsilon=3"], "give exactly one of"),
     (["privacy.unit='household'"], "privacy.unit: Input should be 'record' or 'person'"),
+    (["federation.strategy='fedprox'"], "the proximal term is not implemented in DP-SGD"),
 ])
 def test_bad_privacy_configs(tmp_path, capsys, override, expected):
     extra = ["--set", "privacy.enabled=true"]
