@@ -15,7 +15,7 @@ Sweep file (TOML):
 
 Sweep directory: sweep.toml (a copy), plan.json, points/<id>/ (run directories), results.csv.
 A point is done when its summary.json exists (written last, atomically); a restarted sweep skips
-done points and redoes the others from scratch. results.csv is rewritten whole, atomically, after
+done points and redoes the others from scratch. Point ids hash the whole resolved config. results.csv is rewritten whole, atomically, after
 every point, so it is never half-written.
 """
 
@@ -90,8 +90,11 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _point_id(role: str, seed: int, values: dict[str, Any]) -> str:
-    blob = json.dumps({"role": role, "seed": seed, "values": values}, sort_keys=True, default=str)
+def _point_id(role: str, config: dict[str, Any]) -> str:
+    """Hash of the point's whole resolved config: changing the base or sweep.set gives new points,
+    so a resumed sweep never reuses a run made with other settings; extending a grid keeps the
+    finished ones."""
+    blob = json.dumps({"role": role, "config": config}, sort_keys=True, default=str)
     return f"p-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -159,7 +162,7 @@ def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
             cfg = _validate(cfg_raw, where)
             cfg_dict = cfg.model_dump(exclude_none=True)
             cfg_dict["name"] = f"{spec.name}"
-            points.append(Point(_point_id(role, seed, values), role, seed, values, cfg_dict))
+            points.append(Point(_point_id(role, cfg_dict), role, seed, values, cfg_dict))
     ids = [p.id for p in points]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: the grid makes identical points (a value listed twice?)")

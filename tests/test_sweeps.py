@@ -124,3 +124,16 @@ def test_ppml_run_refuses_a_sweep_file(tmp_path, capsys):
     sweep = _sweep_file(tmp_path)
     assert main(["run", str(sweep), "--out", str(tmp_path / "o")]) == 2
     assert "is a sweep file" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_changing_fixed_settings_never_reuses_old_points(tmp_path):
+    from simulation.sweep import load_sweep
+
+    a = _sweep_file(tmp_path, "a", rounds=1)
+    b = _sweep_file(tmp_path, "b", rounds=2)
+    ids_a = {p.id for p in load_sweep(a)[1]}
+    ids_b = {p.id for p in load_sweep(b)[1]}
+    assert ids_a.isdisjoint(ids_b)
+    (tmp_path / "wide").mkdir()
+    wider = _sweep_file(tmp_path / "wide", "a", grid='"privacy.target_epsilon" = [2.0, 8.0, 32.0]', rounds=1)
+    assert ids_a <= {p.id for p in load_sweep(wider)[1]}  # a wider grid keeps the finished points
