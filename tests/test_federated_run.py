@@ -89,7 +89,7 @@ def test_centralized_engine(tmp_path):
     ("federation.strategy=fedsgd", "federation.strategy: Input should be 'fedavg', 'fedprox' or 'fedadam'"),
     ("federation.rounds=0", "federation.rounds: Input should be greater than or equal to 1"),
     ("training.lr=-1", "training.lr: Input should be greater than 0"),
-    ("engine.name=spark", "engine.name: Input should be 'local', 'ray' or 'centralized'"),
+    ("engine.name=spark", "engine.name: Input should be 'local', 'ray', 'centralized' or 'deployment'"),
     ("training.batchsize=64", "unknown key 'training.batchsize'"),
     ("model.layers='two'", "model.layers: Input should be a valid integer"),
 ])
