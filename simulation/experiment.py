@@ -184,6 +184,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     except Exception as exc:  # a failed round or NSO: say so, with the reason, and keep what was written
         raise RunFailed(f"run failed ({type(exc).__name__}): {exc}; rounds finished so far are in "
                         f"{run_dir / 'metrics.jsonl'}") from exc
+    if not (run_dir / "metrics.jsonl").exists():
+        raise RunFailed(f"the ServerApp wrote no metrics (it did not start?); see {run_dir}")
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     rows = [x for x in lines if "event" not in x]
     events = [x for x in lines if "event" in x]
