@@ -17,7 +17,6 @@ from . import facts
 from .calibration import day_tables
 from .diaries import sample_diaries
 from .population import device_mix, sample_persons
-from .profiles import DAY_TYPES
 from .schema import (
     ACTIVITIES,
     AGE_GROUPS,
@@ -96,8 +95,7 @@ def _nso_arrays(code: str, n_persons: int, s: GeneratorSettings) -> tuple[dict, 
     new_spell = np.ones(len(activity), dtype=bool)
     new_spell[1:] = (activity[1:] != activity[:-1]) | (slot[1:] == 0)
     spell = np.cumsum(new_spell) - 1
-    work_day = np.repeat(diaries.day_type == DAY_TYPES.index("work"), SLOTS_PER_DAY)
-    feats = sensor_features(rng, SensorInputs(activity, person, slot, spell, work_day), persons,
+    feats = sensor_features(rng, SensorInputs(activity, person, slot, spell), persons,
                             tables.country.profile, s.missing_scale)
     windows = {
         "person": person,

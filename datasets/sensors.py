@@ -87,7 +87,6 @@ class SensorInputs:
     person: np.ndarray  # (n,) person index
     slot: np.ndarray  # (n,) slot of the day
     spell: np.ndarray  # (n,) spell number, increasing; windows of one spell share it
-    work_day: np.ndarray  # (n,) bool
 
 
 def device_reading(device: str, true_enmo: np.ndarray) -> np.ndarray:

@@ -34,7 +34,6 @@ class LocalGrid(Grid):
         self._replies: dict[str, Message] = {}
         self._superlink = superlink_node_id
         self.delivered = 0
-        self.drop: set[int] = set()  # nodes that do not answer (dropout simulation)
         self.received: list[Message] | None = None  # set to [] to keep a copy of every reply
         # Message() takes run and sender from the process's task identity, as in a ServerApp process.
         TaskIdentity.task_id = 1
@@ -55,12 +54,10 @@ class LocalGrid(Grid):
     def get_node_ids(self) -> Iterable[int]:
         return list(self.contexts)
 
-    def _deliver(self, msg: Message) -> Message | None:
+    def _deliver(self, msg: Message) -> Message:
         node = msg.metadata.dst_node_id
         if node not in self.contexts:
             raise ValueError(f"message to unknown node {node}")
-        if node in self.drop:
-            return None
         inbound = copy.deepcopy(msg)
         try:
             reply = self.client_app(inbound, self.contexts[node])
@@ -84,9 +81,7 @@ class LocalGrid(Grid):
             msg.metadata.__dict__["_message_id"] = f"m{next(self._ids)}"
             msg.metadata.__dict__["_run_id"] = self._run.run_id
             msg.metadata.__dict__["_src_node_id"] = self._superlink
-            reply = self._deliver(msg)
-            if reply is not None:
-                self._replies[msg.metadata.message_id] = reply
+            self._replies[msg.metadata.message_id] = self._deliver(msg)
             ids.append(msg.metadata.message_id)
         return ids
 
