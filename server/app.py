@@ -20,18 +20,16 @@ from flwr.server.workflow.default_workflows import default_evaluate_workflow, de
 from flwr.serverapp import Grid
 
 from clients.model import ModelConfig, build_model, get_weights, set_weights
-from clients.run_config import section
-from clients.training import evaluate
-from datasets.prepared import default_data_dir, load_holdout, read_index
-
 from clients.privacy import PrivacyConfig
-from clients.run_config import section_values
-from clients.training import TrainingConfig
+from clients.run_config import section, section_values
+from clients.training import TrainingConfig, evaluate
+from datasets.prepared import default_data_dir, load_holdout, read_index
 
 from .config import FederationConfig, SecureAggregationConfig
 from .records import RoundRecorder
 from .secure_aggregation import CheckedSecAggPlusWorkflow, auto_ranges, quantization_error_bound
 from .strategy import BudgetSpent, RoundFailed, make_strategy
+
 
 def make_server_app(run_config: dict | None = None) -> ServerApp:
     """A ServerApp whose run config is `run_config` over Flower's (engines that cannot pass one)."""
@@ -116,13 +114,10 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
                                                  section(rc, "privacy", PrivacyConfig))
         fit_config = {"secagg_clipping_range": clipping_range, "secagg_max_weight": max_weight}
         recorder.secagg_settings(max_weight, clipping_range, sa.quantization_range)
-        num_shares = sa.num_shares if isinstance(sa.num_shares, float) else int(sa.num_shares)
-        threshold = (sa.reconstruction_threshold if isinstance(sa.reconstruction_threshold, float)
-                     else int(sa.reconstruction_threshold))
-        if isinstance(num_shares, int) and num_shares > len(nsos):
-            raise RoundFailed(f"secure_aggregation.num_shares = {num_shares} exceeds the {len(nsos)} NSOs")
+        if isinstance(sa.num_shares, int) and sa.num_shares > len(nsos):
+            raise RoundFailed(f"secure_aggregation.num_shares = {sa.num_shares} exceeds the {len(nsos)} NSOs")
         fit_workflow = CheckedSecAggPlusWorkflow(
-            num_shares=num_shares, reconstruction_threshold=threshold, max_weight=max_weight,
+            num_shares=sa.num_shares, reconstruction_threshold=sa.reconstruction_threshold, max_weight=max_weight,
             clipping_range=clipping_range, quantization_range=sa.quantization_range, timeout=sa.timeout_s,
             on_round=recorder.secagg_round)
 

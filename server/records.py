@@ -9,6 +9,24 @@ from pathlib import Path
 from typing import Any
 
 
+def append_line(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and flush it: a crash loses no line already written."""
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+
+
+def progress_line(row: dict[str, Any], rounds: int) -> str:
+    """The one-line progress report of a finished round (every engine prints this)."""
+    acc, f1 = row.get("central.accuracy", float("nan")), row.get("central.macro_f1", float("nan"))
+    eps = {k.split(".")[1]: v for k, v in row.items() if k.startswith("fit.") and k.endswith(".epsilon")}
+    privacy = (f"  epsilon {max(eps.values()):.2f} max ("
+               + " ".join(f"{n} {e:.2f}" for n, e in eps.items()) + ")") if eps else ""
+    return (f"round {row['round']:>3}/{rounds}  accuracy {acc:.3f}  macro-F1 {f1:.3f}  "
+            f"well-being MAE {row.get('central.wellbeing_mae', float('nan')):.3f}{privacy}  "
+            f"({row['round_s']:.1f} s)")
+
+
 class RoundRecorder:
     """Collects central, federated and training metrics of each round and writes metrics.jsonl."""
 
@@ -52,8 +70,7 @@ class RoundRecorder:
         if output_dir:
             path = Path(output_dir) / "metrics.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a") as f:
-                f.write(json.dumps({"event": "failed", "reason": reason}) + "\n")
+            append_line(path, {"event": "failed", "reason": reason})
 
     def save_model(self, weights: list) -> None:
         """The released global model, as the coordinator holds it after the last round."""
@@ -67,8 +84,7 @@ class RoundRecorder:
     def event(self, name: str, **fields: Any) -> None:
         """A line that is not a round (settings, a planned stop)."""
         if self.path:
-            with self.path.open("a") as f:
-                f.write(json.dumps({"event": name, **fields}) + "\n")
+            append_line(self.path, {"event": name, **fields})
 
     def secagg_settings(self, max_weight: float, clipping_range: float, quantization_range: int) -> None:
         self.event("secagg_settings", max_weight=max_weight, clipping_range=clipping_range,
@@ -103,16 +119,8 @@ class RoundRecorder:
                "elapsed_s": round(now - self.start, 4), **self.current}
         self.rows.append(row)
         if self.path:
-            with self.path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-                f.flush()
+            append_line(self.path, row)
         if not self.quiet:
-            acc, f1 = row.get("central.accuracy", float("nan")), row.get("central.macro_f1", float("nan"))
-            eps = {k.split(".")[1]: v for k, v in row.items() if k.startswith("fit.") and k.endswith(".epsilon")}
-            privacy = (f"  epsilon {max(eps.values()):.2f} max ("
-                       + " ".join(f"{n} {e:.2f}" for n, e in eps.items()) + ")") if eps else ""
-            print(f"round {row['round']:>3}/{self.rounds}  accuracy {acc:.3f}  macro-F1 {f1:.3f}  "
-                  f"well-being MAE {row.get('central.wellbeing_mae', float('nan')):.3f}{privacy}  "
-                  f"({row['round_s']:.1f} s)", file=sys.stderr, flush=True)
+            print(progress_line(row, self.rounds), file=sys.stderr, flush=True)
         self.current = {}
         self.round_start = now

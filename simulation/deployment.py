@@ -23,6 +23,7 @@ from typing import Any
 import tomli_w
 
 from datasets.errors import UserError
+from server.records import progress_line
 
 from .pki import make_node_keys, make_tls
 
@@ -141,9 +142,7 @@ def _progress(metrics: Path, seen: int, rounds: int, quiet: bool) -> tuple[int, 
         if "round" in row:
             last = row["round"]
             if not quiet:
-                print(f"round {row['round']:>3}/{rounds}  accuracy {row.get('central.accuracy', float('nan')):.3f}  "
-                      f"macro-F1 {row.get('central.macro_f1', float('nan')):.3f}  ({row['round_s']:.1f} s)",
-                      file=sys.stderr, flush=True)
+                print(progress_line(row, rounds), file=sys.stderr, flush=True)
         seen += 1
     return seen, last
 
