@@ -96,11 +96,15 @@ def epsilon_of(history: list[tuple[float, float, int]], delta: float, accountant
     return float(acc.get_epsilon(delta, **_eps_kwargs(accountant)))
 
 
-def sample_rate(cfg: "PrivacyConfig", tcfg: TrainingConfig, data: Arrays) -> float:
+def rate_for(cfg: "PrivacyConfig", tcfg: TrainingConfig, n_windows: int, n_persons: int) -> float:
     """Poisson rate: training.batch_size windows (record) or person_batch_size persons per step."""
     if cfg.unit == "person":
-        return min(1.0, cfg.person_batch_size / max(units(data, "person"), 1))
-    return min(1.0, tcfg.batch_size / max(len(data), 1))
+        return min(1.0, cfg.person_batch_size / max(n_persons, 1))
+    return min(1.0, tcfg.batch_size / max(n_windows, 1))
+
+
+def sample_rate(cfg: "PrivacyConfig", tcfg: TrainingConfig, data: Arrays) -> float:
+    return rate_for(cfg, tcfg, len(data), units(data, "person"))
 
 
 def steps_per_round(q: float, local_epochs: int) -> int:

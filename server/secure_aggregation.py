@@ -14,6 +14,8 @@ from typing import Any
 
 from flwr.server.workflow import SecAggPlusWorkflow
 
+from clients.privacy import rate_for, steps_per_round
+
 from .strategy import RoundFailed
 
 
@@ -120,16 +122,11 @@ def auto_ranges(cfg, index: dict, training, privacy) -> tuple[float, float]:
         return max_weight, float(cfg.clipping_range)
     if training.optimizer != "adam":
         return max_weight, 8.0
-    steps = []
-    for nso, n in windows.items():
-        if privacy.enabled and privacy.unit == "person":
-            q = min(1.0, privacy.person_batch_size / max(persons[nso], 1))
-            steps.append(training.local_epochs * max(1, round(1 / q)))
-        elif privacy.enabled:
-            q = min(1.0, training.batch_size / max(n, 1))
-            steps.append(training.local_epochs * max(1, round(1 / q)))
-        else:
-            steps.append(training.local_epochs * math.ceil(n / training.batch_size))
+    if privacy.enabled:  # the same Poisson rates and step counts the clients will use
+        steps = [steps_per_round(rate_for(privacy, training, n, persons[nso]), training.local_epochs)
+                 for nso, n in windows.items()]
+    else:
+        steps = [training.local_epochs * math.ceil(n / training.batch_size) for n in windows.values()]
     return max_weight, float(ADAM_STEP_BOUND * training.lr * max(steps))
 
 
