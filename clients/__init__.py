@@ -1,1 +1,2 @@
-"""The NSO ClientApp: local training on the NSO's own persons (DP-SGD and SecAgg+ come later)."""
+"""The NSO side: the ClientApp, model and local training, DP-SGD with whole-run accounting
+(privacy/), and the secure-aggregation schema and mods (secure_aggregation/). Imports datasets/ only."""

@@ -14,22 +14,18 @@ from flwr.app import Context
 from flwr.client import ClientApp, NumPyClient
 
 from datasets.errors import UserError
-from datasets.prepared import default_data_dir, load_partition, read_index
+from datasets.prepared import load_partition, read_index
+from datasets.synthetic.default_data import default_data_dir
 
 from .model import ModelConfig, build_model, get_weights, set_weights
-from .privacy import (
-    PrivacyConfig,
-    PrivacyLedger,
-    calibrate,
-    dp_train,
-    epsilon_of,
-    sample_rate,
-    steps_per_round,
-    units,
-)
+from .privacy.accounting import DELTA_KEY, PrivacyLedger, calibrate
+from .privacy.config import PrivacyConfig
+from .privacy.dp_sgd import dp_train
+from .privacy.sampling import sample_rate, steps_per_round, units
 from .run_config import section
-from .secure_aggregation import clipped_count, make_mods
+from .secure_aggregation.mod import clipped_count, make_mods
 from .training import TrainingConfig, evaluate, train
+
 
 
 def round_seed(seed: int, nso: str, server_round: int) -> int:
@@ -87,10 +83,7 @@ class NSOClient(NumPyClient):
         """One round of DP-SGD, accounted in the node's persistent ledger; never past the budget."""
         p, data = self.privacy, self.data.train
         n_units = units(data, p.unit)
-        delta = p.delta if p.delta is not None else 0.1 / max(n_units, 1)
-        if delta >= 1.0 / max(n_units, 1):
-            raise UserError(f"privacy.delta = {delta:g} is not below 1/n = {1 / n_units:g} for NSO {self.nso} "
-                            f"({n_units} {p.unit}s)")
+        delta = self._delta(config, n_units)
         q = sample_rate(p, self.train_cfg, data)
         steps = steps_per_round(q, self.train_cfg.local_epochs)
         ledger = PrivacyLedger(self.context.state)
@@ -98,8 +91,8 @@ class NSOClient(NumPyClient):
             ledger.noise_multiplier = p.noise_multiplier or calibrate(
                 p.target_epsilon, delta, q, steps * self.rounds, p.accountant)
         sigma = ledger.noise_multiplier
-        spent = epsilon_of(ledger.history, delta, p.accountant)
-        after = epsilon_of(ledger.history + [(sigma, q, steps)], delta, p.accountant)
+        spent = ledger.epsilon(delta, p.accountant)
+        after = ledger.epsilon_after(sigma, q, steps, delta, p.accountant)
         report = {"nso": self.nso, "noise_multiplier": sigma, "sample_rate": q, "delta": delta,
                   "units": n_units, "max_grad_norm": p.max_grad_norm}
         if p.budget is not None and after > p.budget * (1 + 1e-9):
@@ -110,6 +103,18 @@ class NSOClient(NumPyClient):
                          steps, seed)
         ledger.add(sigma, q, steps)
         return self._reply(parameters, len(data), {**report, **stats, "epsilon": after, "budget_exhausted": 0}, config)
+
+    def _delta(self, config, n_units: int) -> float:
+        """The run's one delta, sent by the server (clients/privacy/accounting.resolve_delta), so
+        every NSO accounts with the same delta under every engine, `flwr run .` included."""
+        if DELTA_KEY not in config:
+            raise UserError("the server sent no privacy delta with the training instructions; the ServerApp and "
+                            "ClientApp come from different versions of nso-ppml")
+        delta = float(config[DELTA_KEY])
+        if delta >= 1.0 / max(n_units, 1):
+            raise UserError(f"privacy.delta = {delta:g} is not below 1/n = {1 / n_units:g} for NSO {self.nso} "
+                            f"({n_units} {self.privacy.unit}s)")
+        return delta
 
     def evaluate(self, parameters, config):
         set_weights(self.model, parameters)

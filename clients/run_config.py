@@ -1,38 +1,68 @@
-"""Read a config section out of Flower's flat run config ("training.lr" = 0.001, ...).
+"""The one codec between nested configs and Flower's flat run config ("training.lr" = 0.002, ...).
 
-Flower passes run configs as flat scalar maps under every engine; the apps rebuild and validate
-their sections from it with the same pydantic models `ppml run` used, so `flwr run .` gets the
-same checks.
+Flower passes run configs as flat scalar maps under every engine; `ppml run` writes them from the
+validated experiment config and the apps rebuild and validate their sections from them with the
+same pydantic models, so `flwr run .` gets the same checks. Sweeps and `--set` use the same dotted
+keys, so they nest and flatten with the same two functions.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from datasets.errors import UserError
+from datasets.errors import UserError, validation_lines
 
 M = TypeVar("M", bound=BaseModel)
-
 
 UNSET = ""  # Flower run configs hold no None: an empty string stands for "not set"
 
 
+def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; values that are not dicts are kept as they are."""
+    out: dict[str, Any] = {}
+    for k, v in nested.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"a.b": 1} -> {"a": {"b": 1}}; a key used both as a value and as a section is an error."""
+    out: dict[str, Any] = {}
+    for key, v in flat.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{key!r}: {part!r} is set both as a value and as a section")
+        if isinstance(node.get(parts[-1]), dict):
+            raise ValueError(f"{key!r} is set both as a value and as a section")
+        node[parts[-1]] = v
+    return out
+
+
+def to_run_config(sections: dict[str, BaseModel]) -> dict[str, Any]:
+    """Flat scalars for Flower: None becomes UNSET, lists become JSON text."""
+    nested = {name: model.model_dump(mode="json") for name, model in sections.items()}
+    return {k: (UNSET if v is None else json.dumps(v) if isinstance(v, list) else v)
+            for k, v in flatten(nested).items()}
+
+
 def section_values(run_config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The keys of one section, nested, with UNSET back to None."""
     prefix = f"{name}."
-    return {k[len(prefix):]: (None if v == UNSET else v) for k, v in run_config.items() if k.startswith(prefix)}
+    return nest({k[len(prefix):]: (None if v == UNSET else v) for k, v in run_config.items() if k.startswith(prefix)})
 
 
 def section(run_config: dict[str, Any], name: str, model: type[M]) -> M:
-    values = section_values(run_config, name)
     try:
-        return model.model_validate(values)
+        return model.model_validate(section_values(run_config, name))
     except ValidationError as exc:
-        errs = "; ".join(f"{name}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise UserError(f"invalid run config: {errs}") from None
-
-
-def flatten(name: str, model: BaseModel) -> dict[str, Any]:
-    """Inverse of `section` for scalar fields (None becomes UNSET)."""
-    return {f"{name}.{k}": (UNSET if v is None else v) for k, v in model.model_dump().items()}
+        raise UserError("\n".join(["invalid run config:", *validation_lines(exc, f"{name}.")])) from None

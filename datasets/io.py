@@ -7,14 +7,14 @@ summary.json. A single window file can also be given directly.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import DataValidationError, UserError
-from .generator import Dataset
+from .atomic import atomic_write
+from .dataset import Dataset
 from .validation import validate_windows
 
 FORMATS = ("parquet", "csv")
@@ -74,32 +74,11 @@ def write_dataset(dataset: Dataset, out_dir: Path | str, fmt: str = "parquet") -
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in (("windows", dataset.windows), ("persons", dataset.persons)):
-        target = out / f"{name}.{fmt}"
-        tmp = out / f".{name}.{fmt}.tmp"
         if fmt == "parquet":
-            table.to_parquet(tmp, index=False)
+            written.append(atomic_write(out / f"{name}.parquet", lambda tmp: table.to_parquet(tmp, index=False)))
         else:
-            table.to_csv(tmp, index=False)
-        tmp.replace(target)
-        written.append(target)
+            written.append(atomic_write(out / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=False)))
     return written
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Atomic JSON write: a crash never leaves a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n")
-    tmp.replace(path)
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj)}")
 
 
 def fingerprint(windows: pd.DataFrame) -> str:

@@ -8,7 +8,6 @@ pays for reading once, not every round.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .atomic import atomic_write, write_json
 from .errors import UserError
 from .features import encode
 from .splits import split_persons, window_split
@@ -46,9 +46,7 @@ def _arrays(df: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _save(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")  # unique: workers may prepare at once
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
 
 
 def prepare(windows: pd.DataFrame, out_dir: Path | str, seed: int, test_fraction: float,
@@ -70,9 +68,7 @@ def prepare(windows: pd.DataFrame, out_dir: Path | str, seed: int, test_fraction
     hold_nso = windows["nso"].astype(str).to_numpy()[labels == "holdout"]
     _save(out / "holdout.npz", **hold, nso=np.array([nsos.index(n) for n in hold_nso], dtype=np.int64))
     index = {"nsos": nsos, "windows": counts, "holdout_windows": int(len(hold["y"]))}
-    tmp = out / f".index.json.{os.getpid()}.tmp"  # written last and atomically: its presence means "complete"
-    tmp.write_text(json.dumps(index, indent=2))
-    tmp.replace(out / "index.json")
+    write_json(out / "index.json", index)  # written last and atomically: its presence means "complete"
     return index
 
 
@@ -97,20 +93,3 @@ def load_partition(data_dir: str, nso: str) -> Partition:
 def load_holdout(data_dir: str) -> tuple[Arrays, np.ndarray]:
     with np.load(Path(data_dir) / "holdout.npz") as z:
         return Arrays(z["x"], z["y"], z["wellbeing"], z["person"]), z["nso"]
-
-
-def default_data_dir(data_seed: int = 0, split_seed: int = 0, test_fraction: float = 0.2,
-                     holdout_fraction: float = 0.1) -> str:
-    """Prepared default data in a per-user cache, for `flwr run .` without `ppml run`.
-
-    Generation is deterministic, so concurrent clients racing to create it write identical files
-    (each written to a temporary name and renamed).
-    """
-    from .generator import GeneratorSettings, generate
-
-    root = Path(os.environ.get("NSO_PPML_CACHE", Path.home() / ".cache" / "nso-ppml"))
-    out = root / f"default-d{data_seed}-s{split_seed}-t{test_fraction}-h{holdout_fraction}"
-    if not (out / "index.json").exists():
-        ds = generate(GeneratorSettings(seed=data_seed))
-        prepare(ds.windows, out, split_seed, test_fraction, holdout_fraction)
-    return str(out)

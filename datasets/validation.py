@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataValidationError
-from .generator import MIN_PERSONS
+from .dataset import MIN_PERSONS
 from .schema import (
     ACTIVITIES,
     FEATURE_COLUMNS,
@@ -53,9 +53,8 @@ def _numeric(df: pd.DataFrame, col: str, problems: list[str]) -> pd.Series | Non
     return converted.astype(np.float64)
 
 
-def validate_windows(df: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Check `df` against docs/data_format.md; return it with normalised dtypes or raise one error."""
-    where = f"{source}"
+def _columns(df: pd.DataFrame, where: str) -> None:
+    """Empty tables and missing or undeclared columns end validation at once."""
     if len(df) == 0:
         raise DataValidationError(f"{where}: the table is empty (no rows); a window table needs at least "
                                   f"{MIN_PERSONS} persons per NSO")
@@ -69,7 +68,9 @@ def validate_windows(df: pd.DataFrame, source: str) -> pd.DataFrame:
     if problems:
         raise DataValidationError(_message(where, problems))
 
-    out = {}
+
+def _keys(df: pd.DataFrame, out: dict, problems: list[str]) -> None:
+    """nso, person_id and the label as text; day and slot as whole numbers in range."""
     for col in ("nso", "person_id", LABEL_COLUMN):
         s = df[col]
         if s.isna().any():
@@ -90,38 +91,34 @@ def validate_windows(df: pd.DataFrame, source: str) -> pd.DataFrame:
             problems.append(f"column '{col}' must be in {allowed}; {_rows(out_of)} are not "
                             f"(e.g. {s[out_of].iloc[0]:g})")
         out[col] = s.astype(np.int32)
-    for col, (lo, hi) in list(FEATURE_RANGES.items()) + ([(WELLBEING_COLUMN, WELLBEING_RANGE)]
-                                                         if WELLBEING_COLUMN in df.columns else []):
-        s = _numeric(df, col, problems)
-        if s is None:
-            continue
-        inf = np.isinf(s)
-        if inf.any():
-            problems.append(f"column '{col}' has infinite values in {_rows(inf)}; use NaN (empty) for a missing value")
-            continue
-        if col == "day_of_week" and s.isna().any():
-            problems.append(f"column 'day_of_week' has empty values in {_rows(s.isna())}; it may not be empty")
-        below = (s < lo) if lo is not None else pd.Series(False, index=s.index)
-        above = (s > hi) if hi is not None else pd.Series(False, index=s.index)
-        bad = below | above
-        if bad.any():
-            problems.append(f"column '{col}' must be in [{lo}, {hi if hi is not None else 'inf'}]; "
-                            f"{_rows(bad)} are not (e.g. {s[bad].iloc[0]:g})")
-        if col in ("location", "day_of_week"):
-            frac = s.notna() & (s != np.round(s))
-            if frac.any():
-                problems.append(f"column '{col}' holds codes (whole numbers); {_rows(frac)} do not")
-        out[col] = s.astype(np.float32)
-    if LABEL_COLUMN in out:
-        unknown_labels = ~out[LABEL_COLUMN].isin(ACTIVITIES)
-        if unknown_labels.any():
-            names = sorted(out[LABEL_COLUMN][unknown_labels].unique())[:MAX_EXAMPLES]
-            problems.append(f"column 'activity' has unknown label(s) {names} in {_rows(unknown_labels)}; "
-                            f"allowed: {', '.join(ACTIVITIES)}")
-    if problems:
-        raise DataValidationError(_message(where, problems))
 
-    table = pd.DataFrame(out)
+
+def _feature(df: pd.DataFrame, col: str, lo: float | None, hi: float | None, out: dict, problems: list[str]) -> None:
+    """One numeric column: finite or NaN, within its documented range, codes whole."""
+    s = _numeric(df, col, problems)
+    if s is None:
+        return
+    inf = np.isinf(s)
+    if inf.any():
+        problems.append(f"column '{col}' has infinite values in {_rows(inf)}; use NaN (empty) for a missing value")
+        return
+    if col == "day_of_week" and s.isna().any():
+        problems.append(f"column 'day_of_week' has empty values in {_rows(s.isna())}; it may not be empty")
+    below = (s < lo) if lo is not None else pd.Series(False, index=s.index)
+    above = (s > hi) if hi is not None else pd.Series(False, index=s.index)
+    bad = below | above
+    if bad.any():
+        problems.append(f"column '{col}' must be in [{lo}, {hi if hi is not None else 'inf'}]; "
+                        f"{_rows(bad)} are not (e.g. {s[bad].iloc[0]:g})")
+    if col in ("location", "day_of_week"):
+        frac = s.notna() & (s != np.round(s))
+        if frac.any():
+            problems.append(f"column '{col}' holds codes (whole numbers); {_rows(frac)} do not")
+    out[col] = s.astype(np.float32)
+
+
+def _table_rules(table: pd.DataFrame, problems: list[str]) -> None:
+    """Rules across rows: one row per person, day and slot; one NSO per person; enough persons."""
     dup = table.duplicated(subset=["person_id", "day", "slot"], keep=False).to_numpy()
     if dup.any():
         first = table[dup].iloc[0]
@@ -134,13 +131,34 @@ def validate_windows(df: pd.DataFrame, source: str) -> pd.DataFrame:
         problems.append(f"person_id(s) {list(multi.index[:MAX_EXAMPLES])} appear under more than one NSO; "
                         "a person belongs to one NSO")
     persons = table.groupby("nso")["person_id"].nunique()
-    small = persons[persons < MIN_PERSONS]
-    for nso, n in small.items():
+    for nso, n in persons[persons < MIN_PERSONS].items():
         problems.append(f"NSO {nso!r} has {n} person(s); at least {MIN_PERSONS} are needed to split persons "
                         "into train, test and held-out sets")
+
+
+def validate_windows(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Check `df` against docs/data_format.md; return it with normalised dtypes or raise one error
+    that lists every problem found."""
+    where = f"{source}"
+    _columns(df, where)
+    out: dict = {}
+    problems: list[str] = []
+    _keys(df, out, problems)
+    for col, (lo, hi) in list(FEATURE_RANGES.items()) + ([(WELLBEING_COLUMN, WELLBEING_RANGE)]
+                                                         if WELLBEING_COLUMN in df.columns else []):
+        _feature(df, col, lo, hi, out, problems)
+    if LABEL_COLUMN in out:
+        unknown_labels = ~out[LABEL_COLUMN].isin(ACTIVITIES)
+        if unknown_labels.any():
+            names = sorted(out[LABEL_COLUMN][unknown_labels].unique())[:MAX_EXAMPLES]
+            problems.append(f"column 'activity' has unknown label(s) {names} in {_rows(unknown_labels)}; "
+                            f"allowed: {', '.join(ACTIVITIES)}")
     if problems:
         raise DataValidationError(_message(where, problems))
-
+    table = pd.DataFrame(out)
+    _table_rules(table, problems)
+    if problems:
+        raise DataValidationError(_message(where, problems))
     table["nso"] = pd.Categorical(table["nso"], categories=list(dict.fromkeys(table["nso"])))
     table["person_id"] = pd.Categorical(table["person_id"], categories=list(dict.fromkeys(table["person_id"])))
     table[LABEL_COLUMN] = pd.Categorical(table[LABEL_COLUMN], categories=list(ACTIVITIES))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class FederationConfig(BaseModel):
@@ -20,66 +20,3 @@ class FederationConfig(BaseModel):
         None, gt=0, le=86_400,
         description="wait for training/evaluation replies; default: secure_aggregation.timeout_s under SecAgg+, "
                     "else wait indefinitely")
-
-
-STAGES = ("setup", "share_keys", "collect_masked_vectors", "unmask")
-
-
-class Dropout(BaseModel):
-    """An NSO that stops answering at a protocol stage of a round (a simulated dropout)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    nso: str
-    stage: Literal["setup", "share_keys", "collect_masked_vectors", "unmask"]
-    round: int = Field(1, ge=1)
-
-
-class SecureAggregationConfig(BaseModel):
-    """[secure_aggregation]: Flower SecAgg+ in every round."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = False
-    num_shares: int | float = Field(1.0, description="shares per key: an integer > 2, or a share of the NSOs (0, 1]")
-    reconstruction_threshold: int | float = Field(
-        0.6, description="shares needed to reconstruct: an integer >= 2, or a share of num_shares (0, 1]")
-    timeout_s: float | None = Field(120.0, gt=0, le=86_400, description="wait per protocol stage")
-    clipping_range: float | Literal["auto"] = Field(
-        "auto", description="each weighted delta value is clipped to +-this before quantization")
-    quantization_range: int = Field(2**22, ge=2**8, le=2**26)
-    max_weight: float | Literal["auto"] = Field("auto", description="largest num_examples of an NSO")
-    dropouts: list[Dropout] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _shares(self) -> "SecureAggregationConfig":
-        s, t = self.num_shares, self.reconstruction_threshold
-        if isinstance(s, int) and not isinstance(s, bool) and s <= 2:
-            raise ValueError(f"secure_aggregation.num_shares = {s}: an integer must be greater than 2 "
-                             "(or give a share of the NSOs as a float in (0, 1])")
-        if isinstance(s, float) and not 0 < s <= 1:
-            raise ValueError(f"secure_aggregation.num_shares = {s}: a float must be in (0, 1]")
-        if isinstance(t, int) and t < 2:
-            raise ValueError(f"secure_aggregation.reconstruction_threshold = {t}: an integer must be at least 2")
-        if isinstance(t, float) and not 0 < t <= 1:
-            raise ValueError(f"secure_aggregation.reconstruction_threshold = {t}: a float must be in (0, 1]")
-        if isinstance(s, int) and isinstance(t, int) and t >= s:
-            raise ValueError(f"secure_aggregation.reconstruction_threshold = {t} must be below num_shares = {s}")
-        if isinstance(self.clipping_range, float) and self.clipping_range <= 0:
-            raise ValueError("secure_aggregation.clipping_range must be > 0 or 'auto'")
-        if isinstance(self.max_weight, float) and self.max_weight <= 0:
-            raise ValueError("secure_aggregation.max_weight must be > 0 or 'auto'")
-        return self
-
-    def flat(self) -> dict:
-        """Scalars for Flower's run config (dropouts as 'NSO:stage:round,...')."""
-        out = {k: ("" if v is None else v) for k, v in self.model_dump(exclude={"dropouts"}).items()}
-        out["dropouts"] = ",".join(f"{d.nso}:{d.stage}:{d.round}" for d in self.dropouts)
-        return out
-
-    @classmethod
-    def from_flat(cls, values: dict) -> "SecureAggregationConfig":
-        values = {k: (None if v == "" else v) for k, v in values.items()}
-        raw = str(values.pop("dropouts", "") or "")
-        drops = [dict(zip(("nso", "stage", "round"), d.split(":"))) for d in raw.split(",") if d]
-        return cls.model_validate({**values, "dropouts": drops})

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flwr.server.workflow import SecAggPlusWorkflow
 
-from clients.privacy import rate_for, steps_per_round
+from clients.privacy.config import PrivacyConfig
+from clients.privacy.sampling import rate_for, steps_per_round
+from clients.secure_aggregation.config import SecureAggregationConfig
+from clients.training import TrainingConfig
 
-from .strategy import RoundFailed
+from .strategy import RoundFailed, failure_reason
 
 
 class CheckedSecAggPlusWorkflow(SecAggPlusWorkflow):
@@ -78,7 +83,7 @@ class CheckedSecAggPlusWorkflow(SecAggPlusWorkflow):
                 "num_shares": getattr(s, "num_shares", None), "threshold": getattr(s, "threshold", None),
                 "sampled": self._sampled,
                 "active": len(getattr(s, "active_node_ids", ()) or ()),
-                "failures": [_reason(f) for f in getattr(s, "failures", [])], "stage_s": dict(self._stage_s)}
+                "failures": [failure_reason(f) for f in getattr(s, "failures", [])], "stage_s": dict(self._stage_s)}
         if self.on_round:
             self.on_round(info)
         if not self._completed:
@@ -88,15 +93,11 @@ class CheckedSecAggPlusWorkflow(SecAggPlusWorkflow):
                 f"the model was not updated. Reasons: {'; '.join(info['failures']) or 'none reported'}")
 
 
-def _reason(failure: Any) -> str:
-    err = failure.args[0] if isinstance(failure, BaseException) and failure.args else failure
-    return str(getattr(err, "reason", err))
-
-
 ADAM_STEP_BOUND = 3.2  # (1 - 0.9) / sqrt(1 - 0.999), rounded up
 
 
-def auto_ranges(cfg, index: dict, training, privacy) -> tuple[float, float]:
+def auto_ranges(cfg: SecureAggregationConfig, index: dict, training: TrainingConfig,
+                privacy: PrivacyConfig) -> tuple[float, float]:
     """(max_weight, clipping_range) from the data and the training settings, where set to 'auto'.
 
     max_weight: the largest number of training windows of an NSO (the weight FedAvg gives it), so
@@ -140,3 +141,33 @@ def quantization_error_bound(num_examples: list[int], max_weight: float, clippin
     step = 2 * clipping_range / quantization_range
     total_ratio = sum(round(n / max_weight * quantization_range) / quantization_range for n in num_examples)
     return len(num_examples) * step / total_ratio if total_ratio > 0 else float("inf")
+
+
+@dataclass
+class SecAggPlan:
+    """What the ServerApp needs to run SecAgg+ rounds: the workflow, the ranges every NSO is told,
+    and the per-round check of the quantization error."""
+
+    workflow: CheckedSecAggPlusWorkflow
+    fit_config: dict[str, float]
+    on_aggregate: Callable[[int, list], None]
+
+
+def plan_secure_aggregation(sa: SecureAggregationConfig, index: dict, training: TrainingConfig,
+                            privacy: PrivacyConfig, recorder) -> SecAggPlan:
+    """Ranges from the data, settings recorded, shares checked against the number of NSOs."""
+    max_weight, clipping_range = auto_ranges(sa, index, training, privacy)
+    recorder.secagg_settings(max_weight, clipping_range, sa.quantization_range)
+    if isinstance(sa.num_shares, int) and sa.num_shares > len(index["nsos"]):
+        raise RoundFailed(f"secure_aggregation.num_shares = {sa.num_shares} exceeds the {len(index['nsos'])} NSOs")
+    workflow = CheckedSecAggPlusWorkflow(
+        num_shares=sa.num_shares, reconstruction_threshold=sa.reconstruction_threshold, max_weight=max_weight,
+        clipping_range=clipping_range, quantization_range=sa.quantization_range, timeout=sa.timeout_s,
+        on_round=recorder.secagg_round)
+
+    def on_aggregate(server_round: int, results: list) -> None:
+        recorder.secagg_bound(quantization_error_bound([r.num_examples for r in results if r.num_examples > 0],
+                                                       max_weight, clipping_range, sa.quantization_range))
+
+    return SecAggPlan(workflow, {"secagg_clipping_range": clipping_range, "secagg_max_weight": max_weight},
+                      on_aggregate)

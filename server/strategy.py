@@ -28,12 +28,16 @@ class BudgetSpent(Exception):
     """Every selected NSO has spent its privacy budget: the run stops here, by design."""
 
 
-def _reason(failure: Any) -> str:
+def failure_reason(failure: Any) -> str:
+    """The reason of a failed reply: an exception (whose first argument may be a Flower Error with
+    a reason), or a (proxy, result) pair whose status says what went wrong."""
     if isinstance(failure, BaseException):
         err = failure.args[0] if failure.args else failure
-        return getattr(err, "reason", None) or str(err)
-    _, res = failure
-    return f"status {res.status.code.name}: {res.status.message}"
+        return str(getattr(err, "reason", None) or err)
+    if isinstance(failure, tuple):
+        _, res = failure
+        return f"status {res.status.code.name}: {res.status.message}"
+    return str(getattr(failure, "reason", failure))
 
 
 class _Strict:
@@ -58,7 +62,7 @@ class _Strict:
 
     def _problems(self, stage: str, server_round: int, results, failures, expected: int) -> None:
         """Failed replies and replies that never came (timeouts): fatal, or dropouts under SecAgg+."""
-        reasons = [_reason(f) for f in failures]
+        reasons = [failure_reason(f) for f in failures]
         missing = expected - len(results) - len(failures)
         if missing > 0:
             reasons.append(f"{missing} NSO(s) did not reply within the timeout")

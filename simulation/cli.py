@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -74,40 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS = {  # command -> (module in simulation/commands, function)
+    "run": ("run", "run"), "sweep": ("sweep", "run"), "report": ("sweep", "report"),
+    "data": ("data", "run"), "bench": ("bench", "run"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = argv
+    module, function = COMMANDS[args.command]
     try:
-        if args.command == "run":
-            from . import run_command
-
-            return run_command.run(args, console)
-        if args.command == "sweep":
-            from .sweep import run_sweep
-
-            if args.workers is not None and args.workers < 1:
-                raise UserError(f"--workers {args.workers}: at least 1")
-            return run_sweep(args.sweep, args.out, args.workers, console, "ppml " + " ".join(argv or sys.argv[1:]))
-        if args.command == "report":
-            from .report import write_report
-
-            path = write_report(args.sweep_dir)
-            console.print(f"report written to {path}")
-            return 0
-        if args.command == "data":
-            from . import data_commands
-
-            return data_commands.run(args, console)
-        if args.command == "bench":
-            from . import bench
-
-            return bench.run(args, console)
+        return getattr(importlib.import_module(f"simulation.commands.{module}"), function)(args, console)
     except UserError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         return 130
-    return 1
 
 
 if __name__ == "__main__":

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
-
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from clients.model import ModelConfig
-from clients.privacy import PrivacyConfig
+from clients.privacy.config import PrivacyConfig
+from clients.run_config import nest
+from clients.secure_aggregation.config import SecureAggregationConfig
 from clients.training import TrainingConfig
-from datasets.errors import UserError
-from datasets.generator import GeneratorSettings
-from server.config import FederationConfig, SecureAggregationConfig
+from datasets.errors import UserError, validation_lines
+from datasets.synthetic.generator import GeneratorSettings
+from server.config import FederationConfig
 
 
 class ConfigError(UserError):
@@ -90,23 +90,13 @@ class ExperimentConfig(BaseModel):
     output: OutputConfig = Field(default_factory=OutputConfig)
 
 
-def _format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid config"]
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        value = err.get("input")
-        if err["type"] == "extra_forbidden":
-            lines.append(f"  - unknown key '{key}' (value {value!r}); check the spelling against docs/config.md")
-            continue
-        msg = err["msg"].removeprefix("Value error, ")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"  - {key}: {msg}{shown}")
-    return "\n".join(lines)
+def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
+    return "\n".join([f"{source}: invalid config", *validation_lines(exc, prefix)])
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
     """Turn ['a.b=3', 'c="x"'] into a nested dict; values are parsed as TOML (strings may be bare)."""
-    out: dict[str, Any] = {}
+    pairs: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set training.rounds=5")
@@ -115,17 +105,13 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         if not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set {item!r}: the key {key!r} is not a dotted config key")
         try:
-            value = tomllib.loads(f"v = {raw}")["v"]
+            pairs[key] = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
-            value = raw
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: {part!r} is set twice as a value and as a section")
-        node[parts[-1]] = value
-    return out
+            pairs[key] = raw
+    try:
+        return nest(pairs)
+    except ValueError as exc:
+        raise ConfigError(f"--set: {exc}") from None
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -167,4 +153,4 @@ def load_config(path: Path | str | None, overrides: list[str] | None = None,
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, str(path) if path else "config")) from None
+        raise ConfigError(format_validation_error(exc, str(path) if path else "config")) from None

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from datasets.generator import GeneratorSettings, generate
+from datasets.synthetic.generator import GeneratorSettings, generate
 
 FACTS = Path(__file__).resolve().parents[2] / "shared" / "facts" / "time_use_and_sensors.md"
 

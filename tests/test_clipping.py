@@ -9,7 +9,7 @@ import torch
 from opacus.grad_sample import GradSampleModule
 from opacus.optimizers import DPOptimizer
 
-from clients.clipping import LinearStackClipper
+from clients.privacy.clipping import LinearStackClipper
 from clients.model import ActivityNet, ModelConfig
 from clients.training import loss_fn
 

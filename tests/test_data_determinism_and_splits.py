@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from datasets.errors import UserError
-from datasets.generator import GeneratorSettings, generate
+from datasets.synthetic.generator import GeneratorSettings, generate
 from datasets.io import fingerprint
 from datasets.splits import split_persons, window_split
 

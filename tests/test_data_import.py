@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from datasets.errors import DataValidationError
-from datasets.generator import GeneratorSettings, generate
+from datasets.synthetic.generator import GeneratorSettings, generate
 from datasets.io import fingerprint, load_windows
 from simulation.cli import main
 

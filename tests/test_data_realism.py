@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from datasets import describe
-from datasets.generator import GeneratorSettings, generate
+from datasets.synthetic.generator import GeneratorSettings, generate
 from datasets.schema import ACTIVITIES, ACTIVITY_INDEX
-from datasets.sensors import device_reading
+from datasets.synthetic.sensors import device_reading
 
 from .conftest import markdown_table
 

@@ -28,16 +28,15 @@ DRIVER = textwrap.dedent(r"""
     import json, subprocess, sys
     from simulation.config import ExperimentConfig
     from simulation.experiment import run_experiment
+    from simulation.engines.deployment import DeploymentEngine
     from datasets.errors import UserError
     cfg = ExperimentConfig.model_validate(json.loads(sys.argv[1]))
-    hooks = {}
-    if sys.argv[3] == "rogue":
-        hooks["extra_supernodes"] = ["ROGUE"]
-    if sys.argv[3] == "kill":
-        hooks["after_round"] = (1, lambda procs: procs.kill("supernode-PL"))
+    engine = DeploymentEngine(
+        extra_supernodes=["ROGUE"] if sys.argv[3] == "rogue" else None,
+        after_round=(1, lambda procs: procs.kill("supernode-PL")) if sys.argv[3] == "kill" else None)
     code = 0
     try:
-        run_experiment(cfg, sys.argv[2], quiet=True, deployment_hooks=hooks)
+        run_experiment(cfg, sys.argv[2], quiet=True, engine=engine)
     except UserError as exc:
         print("ERROR", exc)
         code = 2

@@ -108,9 +108,9 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, capsys):
 
 
 def test_server_fails_clearly_when_an_nso_node_never_connects():
-    from server.app import wait_for_nodes
+    from server.workflow import wait_for_nodes
     from server.strategy import RoundFailed
-    from simulation.local_grid import LocalGrid
+    from simulation.engines.local_grid import LocalGrid
 
     grid = LocalGrid(clients.app.make_client_app(), {1: None, 2: None}, run_id=1)
     with pytest.raises(RoundFailed, match="only 2 of 3 NSO nodes connected within 0.5 s"):

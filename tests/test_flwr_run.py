@@ -14,10 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from datasets.generator import GeneratorSettings, generate
+from datasets.synthetic.generator import GeneratorSettings, generate
 from datasets.prepared import prepare
 from simulation.config import ExperimentConfig
-from simulation.engines import run_local
+from simulation.engines.local import run_local
 from simulation.experiment import app_run_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,8 @@ import dp_accounting as dpa
 import pytest
 import torch
 
-from clients.privacy import epsilon_of, poisson_batch
+from clients.privacy.accounting import epsilon_of
+from clients.privacy.sampling import poisson_batch
 from simulation.cli import main
 
 SMALL = ["--set", "data.generate.nsos=['FI','NL','PL']", "--set", "data.generate.persons_scale=0.5", "--quiet"]
@@ -126,3 +127,26 @@ def test_bad_privacy_configs(tmp_path, capsys, override, expected):
     code, _, _ = _run(tmp_path, "bad", *extra)
     err = capsys.readouterr().err
     assert code == 2 and expected in err.replace("\n", " ") and "Traceback" not in err
+
+
+def test_every_nso_accounts_with_the_one_delta_when_the_apps_get_no_delta(tmp_path):
+    """As under `flwr run .` (run config "privacy.delta" = ""): the server fixes one delta from the
+    data index, 0.1 / the largest NSO's units, and every NSO uses it (before, each NSO fell back
+    to 0.1 / its own n)."""
+    from datasets.prepared import prepare
+    from datasets.synthetic.generator import GeneratorSettings, generate
+    from simulation.config import ExperimentConfig
+    from simulation.engines.local import run_local
+    from simulation.experiment import app_run_config
+
+    windows = generate(GeneratorSettings(nsos=["FI", "NL", "PL"], persons_scale=0.3)).windows
+    index = prepare(windows, tmp_path / "data", 0, 0.2, 0.1)
+    cfg = ExperimentConfig.model_validate({"federation": {"rounds": 1},
+                                           "privacy": {"enabled": True, "noise_multiplier": 1.0}})
+    rc = app_run_config(cfg, str(tmp_path / "data"), str(tmp_path / "run"), quiet=True)
+    assert rc["privacy.delta"] == ""
+    run_local(rc, str(tmp_path / "data"))
+    row = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
+    deltas = {n: row[f"fit.{n}.delta"] for n in index["nsos"]}
+    largest = max(c["train"] for c in index["windows"].values())
+    assert len(set(deltas.values())) == 1 and deltas["FI"] == pytest.approx(0.1 / largest)

@@ -11,11 +11,11 @@ from flwr.common.secure_aggregation.quantization import quantize
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 
 import clients.app
-from datasets.generator import GeneratorSettings, generate
+from datasets.synthetic.generator import GeneratorSettings, generate
 from datasets.prepared import prepare
 from simulation.cli import main
 from simulation.config import ExperimentConfig
-from simulation.engines import run_local
+from simulation.engines.local import run_local
 from simulation.experiment import app_run_config
 
 NSOS = "['FI','NL','PL','ES']"

@@ -108,7 +108,7 @@ def test_a_killed_sweep_resumes_without_redoing_or_half_writing(tmp_path):
     ('"privacy.target_epsilon" = [1.0]\n"federation.strategy" = ["fedavg", "fedsgd"]', "",
      "point grid seed=0 privacy.target_epsilon=1.0 federation.strategy='fedsgd'"),
     ("", "", "sweep.grid is empty"),
-    ('"privacy.target_epsilon" = [1.0]', "colour = 'red'", "sweep.colour: Extra inputs are not permitted"),
+    ('"privacy.target_epsilon" = [1.0]', "colour = 'red'", "unknown key 'sweep.colour'"),
 ])
 def test_bad_sweep_files_fail_before_any_run(tmp_path, capsys, grid, extra, expected):
     sweep = _sweep_file(tmp_path, grid=grid or " ", extra=extra)
@@ -127,7 +127,7 @@ def test_ppml_run_refuses_a_sweep_file(tmp_path, capsys):
 
 
 def test_changing_fixed_settings_never_reuses_old_points(tmp_path):
-    from simulation.sweep import load_sweep
+    from simulation.sweeps.plan import load_sweep
 
     a = _sweep_file(tmp_path, "a", rounds=1)
     b = _sweep_file(tmp_path, "b", rounds=2)

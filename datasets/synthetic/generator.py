@@ -7,17 +7,16 @@ like with like.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import facts
+from .. import facts
+from ..dataset import MIN_PERSONS, Dataset
 from .calibration import day_tables
 from .diaries import sample_diaries
 from .population import device_mix, sample_persons
-from .schema import (
+from ..schema import (
     ACTIVITIES,
     AGE_GROUPS,
     DEVICES,
@@ -30,7 +29,6 @@ from .sensors import SensorInputs, sensor_features
 from .wellbeing import person_sd, wellbeing
 
 DEFAULT_PERSONS = {"DE": 300, "FR": 260, "UK": 260, "IT": 230, "ES": 180, "PL": 150, "NL": 110, "FI": 70}
-MIN_PERSONS = 10
 
 
 class GeneratorSettings(BaseModel):
@@ -73,14 +71,6 @@ class GeneratorSettings(BaseModel):
 
     def total_windows(self) -> int:
         return sum(self.persons_per_nso().values()) * self.days_per_person * SLOTS_PER_DAY
-
-
-@dataclass
-class Dataset:
-    """A window table and its persons table, in the documented format (docs/data_format.md)."""
-
-    windows: pd.DataFrame
-    persons: pd.DataFrame
 
 
 def _nso_arrays(code: str, n_persons: int, s: GeneratorSettings) -> tuple[dict, dict]:

@@ -13,8 +13,8 @@ from math import erf, sqrt
 
 import numpy as np
 
-from . import facts
-from .schema import ACTIVITY_INDEX, NUM_CLASSES
+from .. import facts
+from ..schema import ACTIVITY_INDEX, NUM_CLASSES
 
 ACTIVITY_EFFECT = np.zeros(NUM_CLASSES)
 for _name, _effect in {

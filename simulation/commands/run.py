@@ -7,8 +7,8 @@ import json
 
 from rich.console import Console
 
-from .config import load_config
-from .experiment import run_experiment
+from ..config import load_config
+from ..experiment import run_experiment
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

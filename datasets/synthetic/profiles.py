@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from . import facts
-from .schema import ACTIVITIES, ACTIVITY_INDEX, DAY_START_HOUR, NUM_CLASSES, SLOTS_PER_DAY
+from .. import facts
+from ..schema import ACTIVITIES, ACTIVITY_INDEX, DAY_START_HOUR, NUM_CLASSES, SLOTS_PER_DAY
 
 DAY_TYPES: tuple[str, ...] = ("work", "study", "weekday_other", "weekend")
 

@@ -12,9 +12,8 @@ from flwr.app import Context, Message
 from flwr.client.mod import secaggplus_mod
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 
-from server.config import SecureAggregationConfig
-
-from .run_config import section_values
+from ..run_config import section
+from .config import SecureAggregationConfig
 
 
 class SimulatedDropout(RuntimeError):
@@ -22,8 +21,7 @@ class SimulatedDropout(RuntimeError):
 
 
 def _config(context: Context, overrides: dict) -> SecureAggregationConfig:
-    rc = {**context.run_config, **overrides}
-    return SecureAggregationConfig.from_flat(section_values(rc, "secure_aggregation"))
+    return section({**context.run_config, **overrides}, "secure_aggregation", SecureAggregationConfig)
 
 
 def make_mods(overrides: dict):

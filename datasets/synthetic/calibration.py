@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import facts
+from .. import facts
 from .population import chronotype_distribution
 from .profiles import (
     DAY_TYPES,
@@ -28,7 +28,7 @@ from .profiles import (
     day_type_factor,
     shape_curves,
 )
-from .schema import ACTIVITY_INDEX, DAY_START_HOUR, NUM_CLASSES, SLOTS_PER_DAY
+from ..schema import ACTIVITY_INDEX, DAY_START_HOUR, NUM_CLASSES, SLOTS_PER_DAY
 
 SPORT = ACTIVITY_INDEX["sports_outdoor"]
 TV = ACTIVITY_INDEX["tv_video"]

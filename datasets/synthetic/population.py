@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .profiles import CountryProfile
-from .schema import AGE_GROUPS, DEVICES, EMPLOYMENT
+from ..schema import AGE_GROUPS, DEVICES, EMPLOYMENT
 
 EMPLOYED, STUDENT, NOT_EMPLOYED = (EMPLOYMENT.index(x) for x in ("employed", "student", "not_employed"))
 AGE_GROUP_SHARES = np.array([0.14, 0.33, 0.33, 0.20])

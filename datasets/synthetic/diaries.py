@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import facts
+from .. import facts
 from .calibration import STRATA, DayTables
 from .population import EMPLOYED, STUDENT, Persons
 from .profiles import DAY_TYPES, P_STUDY_WEEKDAY, P_WORK_WEEKDAY, P_WORK_WEEKEND
-from .schema import SLOTS_PER_DAY
+from ..schema import SLOTS_PER_DAY
 
 
 @dataclass

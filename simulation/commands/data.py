@@ -12,11 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from datasets import describe
-from datasets.generator import generate
-from datasets.io import fingerprint, load_dataset, write_dataset, write_json
+from datasets.synthetic.generator import generate
+from datasets.atomic import write_json
+from datasets.io import fingerprint, load_dataset, write_dataset
 
-from .config import ExperimentConfig, load_config
-from .manifest import manifest
+from ..config import ExperimentConfig, load_config
+from ..results.manifest import manifest
 
 
 def _generate(args: argparse.Namespace, console: Console) -> int:

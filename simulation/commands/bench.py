@@ -1,0 +1,79 @@
+"""`ppml bench ...`: run one benchmark, print its figures and verdict, optionally write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from datasets.errors import UserError
+
+from ..bench.common import verdict
+
+
+def _secagg(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.secagg import SECAGG_TARGET_RATIO, bench_secagg
+
+    r = bench_secagg(args.rounds, repeats=args.repeats)
+    console.print(f"10 NSOs, default model, local engine, {r['rounds']} rounds, best of {args.repeats}:")
+    console.print(f"  plain round {r['plain_round_s']:.3f} s; SecAgg+ round {r['secagg_round_s']:.3f} s: "
+                  f"ratio {r['ratio']:.2f} (target <= {SECAGG_TARGET_RATIO}): " + verdict(r["meets_target"]))
+    console.print("  SecAgg+ stages (median s per round, training happens inside collect_masked_vectors): "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in r["secagg_stage_s"].items()))
+    return r
+
+
+def _dp(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.dp import DP_TARGET_RATIO, bench_dp
+
+    r = bench_dp(args.repeats)
+    e = r["epoch_s"]
+    console.print(f"one epoch, NSO DE ({r['train_windows']:,} training windows, batch {r['batch_size']}, 1 thread):")
+    console.print(f"  non-private {e['non_private']:.3f} s; DP-SGD record unit {e['dp_record']:.3f} s "
+                  f"({r['ratio']['dp_record']:.2f}x); person unit {e['dp_person']:.3f} s ({r['ratio']['dp_person']:.2f}x)")
+    console.print(f"  target <= {DP_TARGET_RATIO}x: " + verdict(r["meets_target"]))
+    return r
+
+
+def _fl(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.fl import FL_TARGET_RATIO, bench_fl
+
+    r = bench_fl(args.rounds, repeats=args.repeats)
+    console.print(f"{r['nsos']} NSOs x {r['rounds']} rounds, {r['windows']:,} windows, 1 thread:")
+    console.print(f"  same computations called directly: {r['direct_compute_s']:.2f} s "
+                  f"(training {r['of_which_training_s']:.2f} s, the rest evaluation and averaging)")
+    console.print(f"  local engine (Flower ServerApp + ClientApps): {r['local_engine_s']:.2f} s")
+    console.print(f"  overhead ratio {r['overhead_ratio']:.3f} (target <= {FL_TARGET_RATIO}): "
+                  + verdict(r["meets_target"]) + f"; against training alone {r['ratio_to_training_only']:.3f}")
+    return r
+
+
+def _data(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.data import DATA_TARGET_SECONDS, bench_data
+
+    r = bench_data(args.windows)
+    f, q = r["full"], r["quarter"]
+    console.print(f"data generation, 1 core: {f['windows']:,} windows in {f['seconds']:.2f} s "
+                  f"({f['windows_per_second']:,} windows/s); target {DATA_TARGET_SECONDS:.0f} s for 1,000,000: "
+                  + (verdict(r["meets_target"]) if r["meets_target"] is not None
+                     else "not applicable below 1,000,000 windows"))
+    console.print(f"memory: {q['table_bytes_per_window']} bytes/window at {q['windows']:,} windows, "
+                  f"{f['table_bytes_per_window']} at {f['windows']:,} "
+                  f"({'linear' if r['memory_linear'] else 'NOT linear'}); peak RSS {r['peak_rss_mb']} MB")
+    return r
+
+
+BENCHES = {"secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data}
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    for option in ("rounds", "repeats"):
+        if getattr(args, option, 1) < 1:
+            raise UserError(f"--{option} {getattr(args, option)}: must be at least 1")
+    r = BENCHES[args.bench_command](args, console)
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=2) + "\n")
+        console.print(f"results written to {args.json}")
+    return 0

@@ -1,0 +1,25 @@
+"""`ppml sweep SWEEP.toml [--out DIR] [--workers N]` and `ppml report SWEEP_DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+from datasets.errors import UserError
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    from ..sweeps.runner import run_sweep
+
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers}: at least 1")
+    return run_sweep(args.sweep, args.out, args.workers, console, "ppml " + " ".join(args.argv or sys.argv[1:]))
+
+
+def report(args: argparse.Namespace, console: Console) -> int:
+    from ..sweeps.report import write_report
+
+    console.print(f"report written to {write_report(args.sweep_dir)}")
+    return 0

@@ -1,0 +1,39 @@
+"""The `centralized` engine: the same model on the pooled training persons of all NSOs, the
+non-private ceiling a federation is measured against.
+
+One "round" = local_epochs passes over the pooled data, so rounds compare with federated runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from clients.model import build_model
+from clients.training import evaluate, train
+from datasets.errors import UserError
+from datasets.prepared import Arrays, load_holdout, load_partition
+from server.records import RoundRecorder
+
+from .base import EngineRun
+
+
+class CentralizedEngine:
+    def run(self, job: EngineRun) -> None:
+        cfg = job.cfg
+        parts = [load_partition(job.data_dir, n) for n in job.nsos]
+        pooled = Arrays(*(np.concatenate([getattr(p.train, f) for p in parts])
+                          for f in ("x", "y", "wellbeing", "person")))
+        if len(pooled) == 0:
+            raise UserError("no training windows in the data")
+        holdout, _ = load_holdout(job.data_dir)
+        model = build_model(cfg.model, cfg.seed)
+        recorder = RoundRecorder(str(job.run_dir), cfg.federation.rounds, quiet=job.quiet)
+        torch.set_num_threads(1)
+        recorder.central(0, evaluate(model, holdout, cfg.model))
+        for r in range(1, cfg.federation.rounds + 1):
+            stats = train(model, pooled, cfg.training, cfg.model, cfg.seed * 100_003 + r)
+            recorder.current["round"] = r
+            recorder.fit([{"nso": "pooled", **stats}])
+            recorder.central(r, evaluate(model, holdout, cfg.model))
+            recorder.federated([(len(p.test), {"nso": p.nso, **evaluate(model, p.test, cfg.model)}) for p in parts])

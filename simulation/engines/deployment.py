@@ -1,0 +1,119 @@
+"""The `deployment` engine: Flower's Deployment Engine on this machine, as NSOs would run it.
+
+One SuperLink (the coordinator) and one SuperNode per NSO, all on 127.0.0.1: TLS with a run-local
+CA, SuperNode authentication with one key pair per NSO registered at the SuperLink (an
+unregistered SuperNode is refused), no runtime dependency installation (offline). Each SuperNode's
+node config names its NSO and a data directory that holds only that NSO's file. The app is
+submitted with `flwr run`; progress comes from the ServerApp's metrics.jsonl. Every process
+started here is stopped by PID on success, error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import tomli_w
+
+from datasets.errors import UserError
+from server.records import progress_line
+
+from ..results.metrics import read_new_lines
+from .base import EngineRun
+from .pki import make_node_keys, make_tls
+from .processes import Processes, free_port, wait_port
+
+BIN = Path(sys.executable).parent
+APP_DIR = Path(__file__).resolve().parents[2]
+CONNECTION = "nso-ppml"
+
+
+class DeploymentEngine:
+    """`extra_supernodes` (names given unregistered keys) and `after_round` ((round, callable(procs)),
+    called once that round has finished) let a test act on a live federation."""
+
+    def __init__(self, extra_supernodes: list[str] | None = None,
+                 after_round: tuple[int, Callable[[Processes], None]] | None = None) -> None:
+        self.extra_supernodes = list(extra_supernodes or [])
+        self.after_round = after_round
+
+    def run(self, job: EngineRun) -> None:
+        if not (APP_DIR / "pyproject.toml").exists():
+            raise UserError(f"the deployment engine submits the app from its source directory; {APP_DIR} has no "
+                            "pyproject.toml (run from a checkout of nso-ppml)")
+        dep = job.run_dir / "deployment"
+        tls = make_tls(dep / "certs")
+        home = dep / "flwr-home"
+        home.mkdir(parents=True, exist_ok=True)
+        link_port = free_port()
+        (home / "config.toml").write_text(tomli_w.dumps({"superlink": {"default": CONNECTION, CONNECTION: {
+            "address": f"127.0.0.1:{link_port}", "root-certificates": str(tls["ca"])}}}))
+        env = {**os.environ, "FLWR_HOME": str(home), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+               "RAY_DISABLE_USAGE_STATS": "1"}
+        procs = Processes(dep / "logs", env)
+        try:
+            link = procs.start("superlink", [
+                str(BIN / "flower-superlink"), "--ssl-ca-certfile", str(tls["ca"]), "--ssl-certfile",
+                str(tls["cert"]), "--ssl-keyfile", str(tls["key"]), "--enable-supernode-auth",
+                "--disable-runtime-dependency-installation", "--host", "127.0.0.1", "--port", str(link_port),
+                "--isolation", "subprocess"])
+            wait_port(link_port, link, dep / "logs" / "superlink.log")
+            for name in job.nsos + self.extra_supernodes:
+                self._start_supernode(procs, job, dep, name, tls["ca"], link_port, env)
+            run_cfg = dep / "run_config.toml"
+            run_cfg.write_text(tomli_w.dumps({k: v for k, v in job.run_config.items() if v is not None}))
+            submit = procs.start("flwr-run", [str(BIN / "flwr"), "run", str(APP_DIR), CONNECTION, "--run-config",
+                                              str(run_cfg), "--stream"], cwd=APP_DIR)
+            self._follow(job, procs, submit, link, dep)
+        finally:
+            procs.stop_all()
+
+    def _start_supernode(self, procs: Processes, job: EngineRun, dep: Path, name: str, ca: Path, link_port: int,
+                         env: dict[str, str]) -> None:
+        """A SuperNode for NSO `name`; only the federation's NSOs get their key registered and their data."""
+        private, public = make_node_keys(dep / "keys", f"nso-{name}")
+        node_data = dep / "data" / "none"
+        if name in job.nsos:
+            reg = subprocess.run([str(BIN / "flwr"), "supernode", "register", str(public), CONNECTION],
+                                 env=env, capture_output=True, text=True, timeout=120)
+            if reg.returncode != 0:
+                raise UserError(f"registering the SuperNode key of NSO {name} failed: {reg.stdout}{reg.stderr}")
+            node_data = dep / "data" / name  # this NSO's own file, nothing else
+            node_data.mkdir(parents=True, exist_ok=True)
+            target = node_data / f"nso-{name}.npz"
+            if not target.exists():
+                os.link(Path(job.data_dir) / f"nso-{name}.npz", target)
+        procs.start(f"supernode-{name}", [
+            str(BIN / "flower-supernode"), "--root-certificates", str(ca), "--superlink", f"127.0.0.1:{link_port}",
+            "--auth-supernode-private-key", str(private), "--node-config", f"nso='{name}' data-dir='{node_data}'",
+            "--port", str(free_port()), "--isolation", "subprocess"])
+
+    def _follow(self, job: EngineRun, procs: Processes, submit: subprocess.Popen, link: subprocess.Popen,
+                dep: Path) -> None:
+        """Print round lines as metrics.jsonl grows until `flwr run` ends; fail if anything stops early."""
+        metrics, seen = job.run_dir / "metrics.jsonl", 0
+        rounds = int(job.run_config.get("federation.rounds", 0))
+        after = self.after_round
+        while True:
+            done = submit.poll() is not None
+            if not done:
+                time.sleep(0.5)
+            records, seen = read_new_lines(metrics, seen)
+            finished = [r["round"] for r in records if "round" in r and "event" not in r]
+            if not job.quiet:
+                for r in records:
+                    if "round" in r and "event" not in r:
+                        print(progress_line(r, rounds), file=sys.stderr, flush=True)
+            if after and finished and finished[-1] >= after[0]:
+                after[1](procs)
+                after = None
+            if done:
+                break
+            if link.poll() is not None:
+                raise UserError(f"the SuperLink stopped (code {link.returncode}); see {dep / 'logs'}")
+        if submit.returncode != 0:
+            raise UserError(f"`flwr run` failed with code {submit.returncode}; see {dep / 'logs' / 'flwr-run.log'}")

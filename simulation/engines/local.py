@@ -1,0 +1,45 @@
+"""The `local` engine (default): the ServerApp and every NSO's ClientApp in this process, on the
+in-process LocalGrid (local_grid.py), each NSO node with its own persistent Context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flwr.app import Context, RecordDict
+
+from clients.app import make_client_app
+from datasets.prepared import read_index
+from server.app import make_server_app
+
+from .base import EngineRun
+from .local_grid import LocalGrid
+
+NODE_ID_BASE = 1000
+
+
+def node_contexts(nsos: list[str], data_dir: str, run_config: dict[str, Any]) -> dict[int, Context]:
+    """One persistent Context per NSO node (its state survives across rounds)."""
+    return {
+        NODE_ID_BASE + i: Context(run_id=1, node_id=NODE_ID_BASE + i,
+                                  node_config={"partition-id": i, "num-partitions": len(nsos), "nso": nso,
+                                               "data-dir": data_dir},
+                                  state=RecordDict(), run_config=dict(run_config))
+        for i, nso in enumerate(nsos)
+    }
+
+
+def run_local(run_config: dict[str, Any], data_dir: str, record_replies: bool = False) -> LocalGrid:
+    """Run the apps on the local Grid; with record_replies the grid keeps every reply it carried
+    (what the server received), for inspection."""
+    nsos = read_index(data_dir)["nsos"]
+    grid = LocalGrid(make_client_app(), node_contexts(nsos, data_dir, run_config), run_id=1)
+    if record_replies:
+        grid.received = []
+    server_ctx = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=dict(run_config))
+    make_server_app()(grid, server_ctx)
+    return grid
+
+
+class LocalEngine:
+    def run(self, job: EngineRun) -> None:
+        run_local(job.run_config, job.data_dir)

@@ -1,0 +1,132 @@
+"""Sweeps: a grid over config keys x seeds, each point an independent run with its own directory.
+
+Sweep file (TOML):
+    [sweep]
+    name = "privacy_utility"
+    base = "baseline.toml"          # experiment config, relative to this file
+    seeds = [0, 1]
+    workers = 2                     # parallel processes; results do not depend on it
+    references = true               # add non-private federated and centralized runs per seed
+    [sweep.set]                     # fixed overrides for every point
+    "privacy.enabled" = true
+    [sweep.grid]                    # every combination of these values
+    "privacy.target_epsilon" = [1.0, 4.0, 16.0]
+    "privacy.unit" = ["record", "person"]
+
+Sweep directory: sweep.toml (a copy), plan.json, points/<id>/ (run directories), results.csv.
+A point is done when its summary.json exists (written last, atomically); a restarted sweep skips
+done points and redoes the others from scratch. Point ids hash the whole resolved config. results.csv is rewritten whole, atomically, after
+every point, so it is never half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from clients.run_config import flatten, nest
+from datasets.errors import validation_lines
+
+from ..config import ConfigError, ExperimentConfig, deep_merge, format_validation_error, read_toml
+
+REFERENCE_PREFIXES = ("privacy.", "secure_aggregation.")
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    base: str
+    seeds: list[int] = Field(min_length=1)
+    grid: dict[str, Any] = Field(default_factory=dict)
+    set: dict[str, Any] = Field(default_factory=dict)
+    workers: int = Field(2, ge=1, le=64)
+    references: bool = True
+
+
+@dataclass
+class Point:
+    id: str
+    role: str  # "grid", "non_private" or "centralized"
+    seed: int
+    values: dict[str, Any]  # the swept keys' values of this point
+    config: dict[str, Any] = field(repr=False)
+
+
+def _point_id(role: str, config: dict[str, Any]) -> str:
+    """Hash of the point's whole resolved config: changing the base or sweep.set gives new points,
+    so a resumed sweep never reuses a run made with other settings; extending a grid keeps the
+    finished ones."""
+    blob = json.dumps({"role": role, "config": config}, sort_keys=True, default=str)
+    return f"p-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def _validate(raw: dict[str, Any], where: str) -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, where)) from None
+
+
+def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
+    """Read and check a sweep file and every point it makes; raise ConfigError before anything runs."""
+    path = Path(path)
+    raw = read_toml(path)
+    if "sweep" not in raw:
+        raise ConfigError(f"{path}: not a sweep file: no [sweep] table (see docs/sweeps.md)")
+    extra = sorted(set(raw) - {"sweep"})
+    if extra:
+        raise ConfigError(f"{path}: unknown top-level key(s) {extra}; a sweep file holds only [sweep]")
+    sweep_raw = dict(raw["sweep"])
+    sweep_raw["grid"] = flatten(sweep_raw.get("grid", {}))
+    sweep_raw["set"] = flatten(sweep_raw.get("set", {}))
+    try:
+        spec = SweepSpec.model_validate(sweep_raw)
+    except ValidationError as exc:
+        raise ConfigError("\n".join([f"{path}: invalid sweep", *validation_lines(exc, "sweep.", "docs/sweeps.md")])) from None
+    if not spec.grid:
+        raise ConfigError(f"{path}: sweep.grid is empty; give at least one key with a list of values, "
+                          'e.g. "privacy.target_epsilon" = [1.0, 8.0]')
+    for key, values in spec.grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{path}: sweep.grid.{key} must be a non-empty list of values (got {values!r})")
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise ConfigError(f"{path}: sweep.seeds has repeats: {spec.seeds}")
+    base_path = (path.parent / spec.base) if not Path(spec.base).is_absolute() else Path(spec.base)
+    if not base_path.exists():
+        raise ConfigError(f"{path}: sweep.base = {spec.base!r}: no such config ({base_path})")
+    base = read_toml(base_path)
+    if "sweep" in base:
+        raise ConfigError(f"{path}: sweep.base = {spec.base!r} is itself a sweep file; it must be an experiment config")
+    if isinstance(base.get("data", {}).get("path"), str) and not Path(base["data"]["path"]).is_absolute():
+        base["data"]["path"] = str((base_path.parent / base["data"]["path"]).resolve())
+    base = deep_merge(base, nest(spec.set))
+
+    points: list[Point] = []
+    keys = list(spec.grid)
+    combos = [dict(zip(keys, c)) for c in itertools.product(*(spec.grid[k] for k in keys))]
+    ref_keys = [k for k in keys if not k.startswith(REFERENCE_PREFIXES)]
+    ref_combos = [dict(zip(ref_keys, c)) for c in itertools.product(*(spec.grid[k] for k in ref_keys))]
+    for seed in spec.seeds:
+        todo = [("grid", c, {}) for c in combos]
+        if spec.references:
+            off = {"privacy": {"enabled": False}, "secure_aggregation": {"enabled": False}}
+            todo += [("non_private", c, off) for c in ref_combos]
+            todo += [("centralized", c, deep_merge(off, {"engine": {"name": "centralized"}})) for c in ref_combos]
+        for role, values, extra_set in todo:
+            cfg_raw = deep_merge(deep_merge(deep_merge(base, extra_set), nest(values)), {"seed": seed})
+            where = f"{path}: point {role} seed={seed} " + " ".join(f"{k}={v!r}" for k, v in values.items())
+            cfg = _validate(cfg_raw, where)
+            cfg_dict = cfg.model_dump(exclude_none=True)
+            cfg_dict["name"] = f"{spec.name}"
+            points.append(Point(_point_id(role, cfg_dict), role, seed, values, cfg_dict))
+    ids = [p.id for p in points]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}: the grid makes identical points (a value listed twice?)")
+    return spec, points

@@ -1,0 +1,44 @@
+"""results.csv: one row per finished point, rewritten whole and atomically after every point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from datasets.atomic import atomic_write
+
+from .plan import Point
+
+
+def is_done(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").exists()
+
+
+def results_table(sweep_dir: Path, points: list[Point]) -> pd.DataFrame:
+    rows = []
+    for p in points:
+        run = sweep_dir / "points" / p.id
+        if not is_done(run):
+            continue
+        s = json.loads((run / "summary.json").read_text())
+        f, priv, sa = s["final"], s.get("privacy", {}), s.get("secure_aggregation", {})
+        row = {"point": p.id, "role": p.role, "seed": p.seed, **{f"grid.{k}": v for k, v in p.values.items()},
+               "accuracy": f["accuracy"], "macro_f1": f["macro_f1"], "wellbeing_mae": f["wellbeing_mae"],
+               "federated_accuracy": f.get("federated_accuracy"),
+               "epsilon": priv.get("epsilon") if priv.get("enabled") else float("inf"),
+               "delta": priv.get("delta"), "privacy_unit": priv.get("unit") if priv.get("enabled") else "none",
+               "secure_aggregation": bool(sa.get("enabled")), "engine": s["engine"],
+               "rounds_completed": s["rounds_completed"], "stopped_early": s.get("stopped_early"),
+               "wall_s": s["timing"]["wall_s"], "rounds_s": s["timing"]["rounds_s"],
+               "round_s": s["timing"]["rounds_s"] / max(s["rounds_completed"], 1),
+               **{f"nso.{n}.accuracy": v for n, v in f["per_nso_accuracy"].items()}}
+        rows.append({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()})
+    return pd.DataFrame(rows)
+
+
+def write_results(sweep_dir: Path, points: list[Point]) -> pd.DataFrame:
+    table = results_table(sweep_dir, points)
+    atomic_write(sweep_dir / "results.csv", lambda tmp: table.to_csv(tmp, index=False))
+    return table

@@ -1,0 +1,113 @@
+"""Unit tests of small pieces that end-to-end runs only cover indirectly: the config codec, the
+delta policy, the constant-cost privacy ledger, the SecAgg+ ranges and the round recorder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from flwr.app import RecordDict
+from opacus.accountants import RDPAccountant
+
+from clients.privacy.accounting import RDP_ORDERS, PrivacyLedger, epsilon_of, resolve_delta, units_per_nso
+from clients.privacy.config import PrivacyConfig
+from clients.run_config import UNSET, flatten, nest, section, to_run_config
+from clients.secure_aggregation.config import Dropout, SecureAggregationConfig
+from clients.training import TrainingConfig
+from datasets.errors import UserError
+from server.records import RoundRecorder
+from server.secure_aggregation import ADAM_STEP_BOUND, auto_ranges, quantization_error_bound
+from server.strategy import RoundFailed
+
+INDEX = {"nsos": ["A", "B"], "windows": {"A": {"train": 1000, "test": 100, "train_persons": 20},
+                                         "B": {"train": 4000, "test": 300, "train_persons": 50}}}
+
+
+def test_codec_round_trips_every_section_through_flowers_flat_scalars():
+    sa = SecureAggregationConfig(enabled=True, dropouts=[Dropout(nso="A", stage="unmask", round=2)])
+    pc = PrivacyConfig(enabled=True, target_epsilon=4.0)
+    rc = to_run_config({"privacy": pc, "secure_aggregation": sa})
+    assert all(isinstance(v, (bool, int, float, str)) for v in rc.values())  # what Flower accepts
+    assert rc["privacy.delta"] == UNSET and rc["privacy.target_epsilon"] == 4.0
+    assert section(rc, "privacy", PrivacyConfig) == pc
+    assert section(rc, "secure_aggregation", SecureAggregationConfig) == sa
+    assert nest(flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3})) == {"a": {"b": 1, "c": {"d": 2}}, "e": 3}
+
+
+def test_codec_rejects_a_key_that_is_both_value_and_section_and_bad_values_by_name():
+    with pytest.raises(ValueError, match="both as a value and as a section"):
+        nest({"a": 1, "a.b": 2})
+    with pytest.raises(UserError, match=r"privacy\.max_grad_norm"):
+        section({"privacy.max_grad_norm": -1.0}, "privacy", PrivacyConfig)
+
+
+def test_delta_policy_is_one_delta_for_all_nsos_below_every_1_over_n():
+    units = units_per_nso(INDEX, "person")
+    assert units == {"A": 20, "B": 50}
+    assert resolve_delta(None, units, "person") == pytest.approx(0.1 / 50)
+    assert resolve_delta(0.001, units, "person") == 0.001
+    with pytest.raises(UserError, match="NSO B has n = 50"):
+        resolve_delta(0.03, units, "person")
+    assert units_per_nso(INDEX, "record") == {"A": 1000, "B": 4000}
+
+
+def test_ledger_epsilon_is_bit_identical_to_opacus_over_the_whole_history():
+    ledger = PrivacyLedger(RecordDict())
+    history = [(1.1, 0.05, 20), (1.1, 0.05, 20), (0.9, 0.02, 50), (1.1, 0.05, 20)]
+    for i, (s, q, n) in enumerate(history):
+        after = ledger.epsilon_after(s, q, n, 1e-5, "rdp")
+        ledger.add(s, q, n)
+        acc = RDPAccountant()
+        acc.history = history[: i + 1]
+        assert after == acc.get_epsilon(1e-5, alphas=RDP_ORDERS)  # exactly, not approximately
+        assert ledger.epsilon(1e-5, "rdp") == after
+    assert ledger.history == history
+    # PRV: identical entries composed into one agree with the entry-by-entry composition
+    prv_merged = ledger.epsilon(1e-5, "prv")
+    from opacus.accountants import PRVAccountant
+    acc = PRVAccountant()
+    acc.history = history
+    assert prv_merged == pytest.approx(acc.get_epsilon(1e-5), rel=0.01)
+    assert epsilon_of([], 1e-5, "rdp") == 0.0
+
+
+def test_auto_ranges_bound_adam_deltas_and_refuse_a_max_weight_that_overflows():
+    t = TrainingConfig(optimizer="adam", lr=0.01, batch_size=100, local_epochs=2)
+    max_weight, clip = auto_ranges(SecureAggregationConfig(enabled=True), INDEX, t, PrivacyConfig())
+    assert max_weight == 4000.0
+    assert clip == pytest.approx(ADAM_STEP_BOUND * 0.01 * 2 * 40)  # 40 batches of NSO B, 2 epochs
+    _, clip_sgd = auto_ranges(SecureAggregationConfig(enabled=True), INDEX, t.model_copy(update={"optimizer": "sgd"}),
+                              PrivacyConfig())
+    assert clip_sgd == 8.0
+    with pytest.raises(RoundFailed, match="below NSO B's 4000"):
+        auto_ranges(SecureAggregationConfig(enabled=True, max_weight=3000.0), INDEX, t, PrivacyConfig())
+
+
+def test_quantization_error_bound_shrinks_with_the_grid_and_grows_with_the_range():
+    fine = quantization_error_bound([1000, 4000], 4000.0, 1.0, 2**22)
+    coarse = quantization_error_bound([1000, 4000], 4000.0, 1.0, 2**12)
+    assert fine < coarse
+    assert quantization_error_bound([1000, 4000], 4000.0, 2.0, 2**22) == pytest.approx(2 * fine)
+    # two NSOs, each off by less than one step 2c/Q, divided by the summed weight ratios 1.25
+    assert fine == pytest.approx(2 * (2 / 2**22) / 1.25, rel=1e-6)
+    assert quantization_error_bound([], 4000.0, 1.0, 2**22) == float("inf")
+
+
+def test_round_recorder_appends_each_round_as_it_ends(tmp_path):
+    rec = RoundRecorder(str(tmp_path), rounds=1, quiet=True)
+    rec.central(0, {"accuracy": 0.1, "macro_f1": 0.05, "loss": 2.0})
+    rec.fit([{"nso": "A", "steps": 3, "epsilon": 0.5}])
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["round"] == 0  # round 1 is not finished yet
+    rec.central(1, {"accuracy": 0.5, "macro_f1": 0.4, "loss": 1.0})
+    rec.federated([(10, {"nso": "A", "accuracy": 0.6, "macro_f1": 0.5, "wellbeing_mae": 1.0}),
+                   (30, {"nso": "B", "accuracy": 0.2, "macro_f1": 0.1, "wellbeing_mae": 1.2})])
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[1]["round"] == 1 and rows[1]["fit.A.epsilon"] == 0.5
+    assert rows[1]["federated.accuracy"] == pytest.approx((10 * 0.6 + 30 * 0.2) / 40)
+    RoundRecorder.failure(str(tmp_path), "boom")
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1]) == {"event": "failed",
+                                                                                       "reason": "boom"}
+    rec.save_model([np.ones(3)])
+    assert np.load(tmp_path / "model.npz")["arr_0"].tolist() == [1.0, 1.0, 1.0]
