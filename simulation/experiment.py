@@ -81,8 +81,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     """Run `cfg` on `engine` (default: the one cfg.engine.name names); return the run directory.
     Raises UserError subclasses for anything the user can fix."""
     start = time.perf_counter()
+    engine = engine or get_engine(cfg.engine.name)  # imports Flower, which sets its own log level
     logging.getLogger("flwr").setLevel(logging.WARNING)  # progress comes from the round lines
-    engine = engine or get_engine(cfg.engine.name)
     run_dir = new_run_dir(Path(out_dir) if out_dir else default_run_dir(cfg.output.dir, cfg.name, cfg.seed))
     windows = load_data(cfg)
     fp = fingerprint(windows)
