@@ -21,6 +21,8 @@ from .model import ModelConfig, build_model, get_weights, set_weights
 from .privacy.accounting import DELTA_KEY, PrivacyLedger, calibrate
 from .privacy.config import PrivacyConfig
 from .privacy.dp_sgd import dp_train
+from .privacy.noise_share import noisy_share
+from .privacy.person_updates import clipped_update_sum
 from .privacy.sampling import sample_rate, steps_per_round, units
 from .run_config import section
 from .secure_aggregation.mod import clipped_count, make_mods
@@ -63,6 +65,8 @@ class NSOClient(NumPyClient):
         server_round = int(config.get("server_round", 0))
         seed = round_seed(self.seed, self.nso, server_round)
         torch.set_num_threads(1)
+        if self.privacy.federation:
+            return self._federation_fit(seed, config)
         if self.privacy.enabled:
             return self._dp_fit(parameters, seed, config)
         stats = train(self.model, self.data.train, self.train_cfg, self.model_cfg, seed,
@@ -103,6 +107,24 @@ class NSOClient(NumPyClient):
                          steps, seed)
         ledger.add(sigma, q, steps)
         return self._reply(parameters, len(data), {**report, **stats, "epsilon": after, "budget_exhausted": 0}, config)
+
+    def _federation_fit(self, seed: int, config):
+        """DP-FedAvg with distributed noise (server/dp_fedavg.py): Poisson-sample persons at the
+        server's rate, sum their clipped updates, add this NSO's noise share on the SecAgg+ grid.
+        The reply's weight is 1 whatever the data, and its metrics say nothing about the persons."""
+        missing = [k for k in ("fdp_sample_rate", "fdp_clip", "fdp_noise_std", "fdp_grid_step", "fdp_clipping_range")
+                   if k not in config]
+        if missing:
+            raise UserError(f"the server sent no {missing} with the training instructions; privacy.scope = "
+                            "'federation' needs the ServerApp of the same nso-ppml version")
+        rng = np.random.default_rng(seed)
+        data = self.data.train
+        sampled = np.nonzero(rng.random(units(data, "person")) < float(config["fdp_sample_rate"]))[0]
+        sums, _ = clipped_update_sum(self.model, data, sampled, self.privacy.local_steps, self.privacy.local_lr,
+                                     float(config["fdp_clip"]), self.model_cfg.wellbeing_weight)
+        share = noisy_share(sums, float(config["fdp_noise_std"]), float(config["fdp_grid_step"]),
+                            float(config["fdp_clipping_range"]), rng)
+        return share, 1, {"nso": self.nso, "noise_std": float(config["fdp_noise_std"])}
 
     def _delta(self, config, n_units: int) -> float:
         """The run's one delta, sent by the server (clients/privacy/accounting.resolve_delta), so

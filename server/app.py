@@ -19,13 +19,15 @@ from flwr.serverapp import Grid
 
 from clients.model import ModelConfig, build_model, get_weights, set_weights
 from clients.privacy.accounting import DELTA_KEY, resolve_delta, units_per_nso
-from clients.privacy.config import PrivacyConfig
+from clients.privacy.config import PrivacyConfig, check_federation_scope
 from clients.run_config import section
 from clients.secure_aggregation.config import SecureAggregationConfig
 from clients.training import TrainingConfig, evaluate
+from datasets.errors import UserError
 from datasets.prepared import load_holdout, read_index
 from datasets.synthetic.default_data import default_data_dir
 
+from . import dp_fedavg
 from .config import FederationConfig
 from .records import RoundRecorder
 from .secure_aggregation import SecAggPlan, plan_secure_aggregation
@@ -50,13 +52,27 @@ def make_server_app(run_config: dict | None = None) -> ServerApp:
     return server_app
 
 
-def fit_config(rc: dict, index: dict, secagg: SecAggPlan | None) -> dict:
+def fit_config(rc: dict, index: dict, secagg: SecAggPlan | None, fdp: dp_fedavg.FederationDP | None) -> dict:
     """What every NSO receives with its training instructions, besides the round number."""
     out = dict(secagg.fit_config) if secagg else {}
     privacy = section(rc, "privacy", PrivacyConfig)
-    if privacy.enabled:
+    if fdp is not None:
+        out.update(fdp.fit_config())
+    elif privacy.enabled:
         out[DELTA_KEY] = resolve_delta(privacy.delta, units_per_nso(index, privacy.unit), privacy.unit)
     return out
+
+
+def federation_plan(privacy: PrivacyConfig, sa: SecureAggregationConfig, fed: FederationConfig, index: dict,
+                    model: torch.nn.Module) -> dp_fedavg.FederationDP | None:
+    """The federation scope's noise and grid (None in the nso scope); refused without SecAgg+."""
+    if not privacy.federation:
+        return None
+    try:
+        check_federation_scope(privacy, sa.enabled, fed.strategy, fed.fraction_fit)
+        return dp_fedavg.plan(privacy, sa, index, sum(p.numel() for p in model.parameters()), fed.rounds)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def main(grid: Grid, context: Context, rc: dict) -> None:
@@ -80,12 +96,15 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
         recorder.central(server_round, m)
         return m["loss"], {k: v for k, v in m.items() if k != "loss"}
 
-    secagg = plan_secure_aggregation(sa, index, section(rc, "training", TrainingConfig),
-                                     section(rc, "privacy", PrivacyConfig), recorder) if sa.enabled else None
-    per_round = fit_config(rc, index, secagg)
+    privacy = section(rc, "privacy", PrivacyConfig)
+    fdp = federation_plan(privacy, sa, fed, index, model)
+    secagg = plan_secure_aggregation(sa, index, section(rc, "training", TrainingConfig), privacy, recorder,
+                                     (1.0, fdp.clipping_range) if fdp else None) if sa.enabled else None
+    per_round = fit_config(rc, index, secagg, fdp)
+    factory = (lambda **kw: dp_fedavg.DPFedAvg(fdp, privacy.budget, recorder, **kw)) if fdp else None
     strategy = make_strategy(
         fed, len(index["nsos"]), ndarrays_to_parameters(get_weights(model)),
-        tolerate_dropouts=sa.enabled, on_dropped=recorder.dropped,
+        tolerate_dropouts=sa.enabled, on_dropped=recorder.dropped, factory=factory,
         on_aggregate=secagg.on_aggregate if secagg else None, evaluate_fn=central_evaluate,
         on_fit_config_fn=lambda r: {"server_round": r, **per_round},
         on_evaluate_config_fn=lambda r: {"server_round": r},

@@ -22,6 +22,8 @@ def progress_line(row: dict[str, Any], rounds: int) -> str:
     eps = {k.split(".")[1]: v for k, v in row.items() if k.startswith("fit.") and k.endswith(".epsilon")}
     privacy = (f"  epsilon {max(eps.values()):.2f} max ("
                + " ".join(f"{n} {e:.2f}" for n, e in eps.items()) + ")") if eps else ""
+    if "dp.epsilon" in row:  # federation scope: one aggregate epsilon, and each NSO share's own
+        privacy = f"  epsilon {row['dp.epsilon']:.2f} (aggregate; {row['dp.nso_share_epsilon']:.2f} per NSO share)"
     return (f"round {row['round']:>3}/{rounds}  accuracy {acc:.3f}  macro-F1 {f1:.3f}  "
             f"well-being MAE {row.get('central.wellbeing_mae', float('nan')):.3f}{privacy}  "
             f"({row['round_s']:.1f} s)")

@@ -154,9 +154,10 @@ class SecAggPlan:
 
 
 def plan_secure_aggregation(sa: SecureAggregationConfig, index: dict, training: TrainingConfig,
-                            privacy: PrivacyConfig, recorder) -> SecAggPlan:
-    """Ranges from the data, settings recorded, shares checked against the number of NSOs."""
-    max_weight, clipping_range = auto_ranges(sa, index, training, privacy)
+                            privacy: PrivacyConfig, recorder, ranges: tuple[float, float] | None = None) -> SecAggPlan:
+    """Ranges from the data (or `ranges`, as the federation scope fixes them), settings recorded,
+    shares checked against the number of NSOs."""
+    max_weight, clipping_range = ranges or auto_ranges(sa, index, training, privacy)
     recorder.secagg_settings(max_weight, clipping_range, sa.quantization_range)
     if isinstance(sa.num_shares, int) and sa.num_shares > len(index["nsos"]):
         raise RoundFailed(f"secure_aggregation.num_shares = {sa.num_shares} exceeds the {len(index['nsos'])} NSOs")

@@ -113,8 +113,10 @@ class StrictFedAdam(_Strict, FedAdam):
 
 
 def make_strategy(cfg: FederationConfig, n_nsos: int, initial: Parameters, tolerate_dropouts: bool = False,
-                  on_dropped=None, on_aggregate=None, **callbacks) -> FedAvg:
-    """The configured strategy, waiting for every NSO and sampling `fraction_fit` of them."""
+                  on_dropped=None, on_aggregate=None, factory: Callable[..., FedAvg] | None = None,
+                  **callbacks) -> FedAvg:
+    """The configured strategy (or `factory(**settings)`, e.g. DP-FedAvg), waiting for every NSO
+    and sampling `fraction_fit` of them."""
     fit_clients = max(1, math.ceil(cfg.fraction_fit * n_nsos))
     # Every NSO must be there, except under SecAgg+, whose dropout rules decide how many suffice:
     # waiting for a node that died would block the run for a day (Flower's sampling timeout).
@@ -122,7 +124,9 @@ def make_strategy(cfg: FederationConfig, n_nsos: int, initial: Parameters, toler
     common = dict(fraction_fit=cfg.fraction_fit, fraction_evaluate=1.0,
                   min_fit_clients=min(fit_clients, least), min_evaluate_clients=least if tolerate_dropouts else n_nsos,
                   min_available_clients=least, initial_parameters=initial, accept_failures=False, **callbacks)
-    if cfg.strategy == "fedprox":
+    if factory is not None:
+        strategy = factory(**common)
+    elif cfg.strategy == "fedprox":
         strategy = StrictFedProx(proximal_mu=cfg.proximal_mu, **common)
     elif cfg.strategy == "fedadam":
         strategy = StrictFedAdam(eta=cfg.server_lr, **common)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from clients.model import ModelConfig
-from clients.privacy.config import PrivacyConfig
+from clients.privacy.config import PrivacyConfig, check_federation_scope
 from clients.run_config import nest
 from clients.secure_aggregation.config import SecureAggregationConfig
 from clients.training import TrainingConfig
@@ -69,6 +69,8 @@ class ExperimentConfig(BaseModel):
         if self.privacy.enabled and self.federation.strategy == "fedprox":
             raise ValueError("federation.strategy = 'fedprox' with privacy.enabled: the proximal term is not "
                              "implemented in DP-SGD training; use 'fedavg' or 'fedadam' with DP")
+        check_federation_scope(self.privacy, self.secure_aggregation.enabled, self.federation.strategy,
+                               self.federation.fraction_fit)
         if self.secure_aggregation.dropouts and not self.data.path:
             unknown = sorted({d.nso for d in self.secure_aggregation.dropouts} - set(self.data.generate.nsos))
             if unknown:

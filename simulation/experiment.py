@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import tomli_w
 
+from clients.model import build_model
 from clients.privacy.accounting import resolve_delta, units_per_nso
 from clients.run_config import to_run_config
 from datasets.atomic import write_json
@@ -17,6 +18,7 @@ from datasets.errors import UserError
 from datasets.io import fingerprint, load_windows
 from datasets.prepared import prepare, read_index
 from datasets.synthetic.generator import generate
+from server import dp_fedavg
 
 from .config import ExperimentConfig
 from .engines.base import Engine, EngineRun, get_engine
@@ -34,10 +36,23 @@ def app_run_config(cfg: ExperimentConfig, data_dir: str, output_dir: str, quiet:
 
 
 def with_delta(cfg: ExperimentConfig, index: dict) -> ExperimentConfig:
-    """The config with the run's one delta filled in (or an error), before anything runs."""
+    """The config with the run's one delta filled in (or an error), before anything runs. In the
+    federation scope the units are the persons of all NSOs together, and the server's plan of
+    noise and grid is checked here too."""
     if not cfg.privacy.enabled:
         return cfg
-    delta = resolve_delta(cfg.privacy.delta, units_per_nso(index, cfg.privacy.unit), cfg.privacy.unit)
+    if cfg.privacy.federation:
+        units = {"the federation": sum(int(c["train_persons"]) for c in index["windows"].values())}
+    else:
+        units = units_per_nso(index, cfg.privacy.unit)
+    delta = resolve_delta(cfg.privacy.delta, units, cfg.privacy.unit)
+    if cfg.privacy.federation:
+        dims = sum(p.numel() for p in build_model(cfg.model, cfg.seed).parameters())
+        try:
+            dp_fedavg.plan(cfg.privacy.model_copy(update={"delta": delta}), cfg.secure_aggregation, index, dims,
+                           cfg.federation.rounds)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     return cfg.model_copy(update={"privacy": cfg.privacy.model_copy(update={"delta": delta})})
 
 

@@ -20,6 +20,9 @@ class PrivacyConfig(BaseModel):
 
     enabled: bool = False
     unit: Literal["record", "person"] = Field("record", description="what one guarantee protects")
+    scope: Literal["nso", "federation"] = Field(
+        "nso", description="nso: DP-SGD in each NSO; federation: DP-FedAvg over all NSOs' persons with "
+                           "distributed noise under SecAgg+ (unit = person only)")
     noise_multiplier: float | None = Field(None, gt=0, le=1000, description="sigma; or give target_epsilon")
     target_epsilon: float | None = Field(None, gt=0, le=1000, description="calibrate sigma to reach this")
     max_grad_norm: float = Field(1.0, gt=0, le=1e6, description="clipping norm C per unit")
@@ -28,18 +31,57 @@ class PrivacyConfig(BaseModel):
     epsilon_budget: float | None = Field(None, gt=0, le=1000,
                                          description="hard cap per NSO; defaults to target_epsilon")
     person_batch_size: int = Field(16, ge=1, le=100_000,
-                                   description="expected persons per step (unit = person)")
+                                   description="expected persons per step (nso scope, unit = person)")
+    person_sample_rate: float | None = Field(
+        None, gt=0, le=1, description="Poisson rate of persons: per step in the nso scope (instead of "
+                                      "person_batch_size), per round in the federation scope (default 0.5)")
+    local_steps: int = Field(5, ge=1, le=1000, description="federation scope: gradient steps on each sampled "
+                                                          "person's own windows")
+    local_lr: float = Field(0.5, gt=0, le=100, description="federation scope: step size of those steps")
+    server_lr: float = Field(1.0, gt=0, le=100, description="federation scope: server SGD step size")
+    server_momentum: float = Field(0.9, ge=0, lt=1, description="federation scope: server SGD momentum")
+    min_nsos: int | None = Field(
+        None, ge=2, le=10_000, description="federation scope: k_min, the NSOs whose noise the aggregate always "
+                                           "holds; default: the SecAgg+ reconstruction threshold")
     secure_mode: bool = False
 
     @model_validator(mode="after")
     def _choice(self) -> "PrivacyConfig":
         if self.secure_mode:
             raise ValueError(TORCHCSPRNG_MESSAGE)
+        if self.scope == "federation" and self.unit != "person":
+            raise ValueError("privacy.scope = 'federation' protects persons: set privacy.unit = 'person' "
+                             "(record-level DP uses the nso scope)")
         if self.enabled and (self.noise_multiplier is None) == (self.target_epsilon is None):
             raise ValueError("give exactly one of privacy.noise_multiplier and privacy.target_epsilon "
                              f"(got noise_multiplier={self.noise_multiplier}, target_epsilon={self.target_epsilon})")
         return self
 
     @property
+    def federation(self) -> bool:
+        return self.enabled and self.scope == "federation"
+
+    @property
     def budget(self) -> float | None:
         return self.epsilon_budget if self.epsilon_budget is not None else self.target_epsilon
+
+
+FEDERATION_NEEDS_SECAGG = (
+    "privacy.scope = 'federation' needs secure_aggregation.enabled = true: each NSO adds only a 1/sqrt(k_min) "
+    "share of the noise, and only secure aggregation keeps the server from seeing one NSO's sum with its share "
+    "alone. Enable SecAgg+, or use privacy.scope = 'nso' (each NSO adds the full noise itself)")
+
+
+def check_federation_scope(privacy: PrivacyConfig, secure_aggregation_enabled: bool, strategy: str,
+                           fraction_fit: float) -> None:
+    """What the federation scope needs from the other sections; ValueError naming the key if not."""
+    if not privacy.federation:
+        return
+    if not secure_aggregation_enabled:
+        raise ValueError(FEDERATION_NEEDS_SECAGG)
+    if strategy != "fedavg":
+        raise ValueError(f"federation.strategy = {strategy!r} with privacy.scope = 'federation': the server step is "
+                         "DP-FedAvg's (privacy.server_lr, privacy.server_momentum); set federation.strategy = 'fedavg'")
+    if fraction_fit != 1.0:
+        raise ValueError(f"federation.fraction_fit = {fraction_fit} with privacy.scope = 'federation': every NSO must "
+                         "sample its persons every round (the accountant's Poisson rate); set it to 1.0")

@@ -16,8 +16,11 @@ def units(data: Arrays, unit: str) -> int:
 
 
 def rate_for(cfg: PrivacyConfig, tcfg: TrainingConfig, n_windows: int, n_persons: int) -> float:
-    """Poisson rate: training.batch_size windows (record) or person_batch_size persons per step."""
+    """Poisson rate per step: training.batch_size windows (record); person_sample_rate, or
+    person_batch_size persons, per step (person)."""
     if cfg.unit == "person":
+        if cfg.person_sample_rate is not None:
+            return cfg.person_sample_rate
         return min(1.0, cfg.person_batch_size / max(n_persons, 1))
     return min(1.0, tcfg.batch_size / max(n_windows, 1))
 

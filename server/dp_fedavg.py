@@ -1,0 +1,160 @@
+"""Federation-wide person-level DP: DP-FedAvg with distributed noise under SecAgg+ (privacy.scope =
+"federation"; docs/privacy.md).
+
+Each round every NSO Poisson-samples its training persons at one common rate q, sums their clipped
+updates and adds its noise share on the SecAgg+ grid (clients/privacy/noise_share.py); it replies
+with a data-independent weight of 1. SecAgg+ reveals the average of the NSOs' vectors; the server
+multiplies it back into their sum, divides by the expected number of sampled persons q * N and steps
+SGD with momentum. Persons belong to one NSO, so independent sampling at the same q is Poisson
+sampling over the union: per round one subsampled Gaussian mechanism with noise multiplier sigma
+relative to the sensitivity C_eff, composed over rounds by the server's ledger.
+
+Less noise than accounted is never released silently: SecAgg+ cannot unmask unless at least its
+reconstruction threshold of NSOs sent vectors, and k_min (privacy.min_nsos) may not exceed it; the
+strategy counts the contributions again before stepping; an NSO whose noisy value would be clipped
+by SecAgg+ refuses to send; without SecAgg+ the scope is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from flwr.app import RecordDict
+from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.server.strategy import FedAvg
+
+from clients.privacy.accounting import PrivacyLedger, calibrate, resolve_delta
+from clients.privacy.config import PrivacyConfig
+from clients.privacy.noise_share import effective_clip, grid_step
+from clients.secure_aggregation.config import SecureAggregationConfig
+
+from .strategy import BudgetSpent, RoundFailed, _Strict
+
+DEFAULT_RATE = 0.5
+FIT_KEYS = ("sample_rate", "clip", "noise_std", "grid_step", "clipping_range")
+
+
+def secagg_threshold(sa: SecureAggregationConfig, n: int) -> int:
+    """The reconstruction threshold Flower's SecAgg+ workflow derives for n sampled NSOs."""
+    shares = sa.num_shares
+    if isinstance(shares, float):
+        shares = round(shares * n)
+        if shares < n and shares % 2 == 0:
+            shares += 1
+        if shares <= 2:
+            shares = n
+    t = sa.reconstruction_threshold
+    return max(round(t * shares), 2) if isinstance(t, float) else int(t)
+
+
+@dataclass(frozen=True)
+class FederationDP:
+    """Everything the server accounts and every NSO must apply, fixed before round 1."""
+
+    sample_rate: float
+    noise_multiplier: float  # sigma, relative to effective_clip
+    clip: float
+    effective_clip: float
+    noise_std: float  # each NSO's share: sigma * effective_clip / sqrt(min_nsos)
+    min_nsos: int
+    nsos: int
+    persons: int
+    expected_persons: float
+    delta: float
+    accountant: str
+    grid_step: float
+    clipping_range: float
+    server_lr: float
+    server_momentum: float
+
+    def fit_config(self) -> dict[str, float]:
+        return {f"fdp_{k}": float(getattr(self, k)) for k in FIT_KEYS}
+
+    @property
+    def share_noise_multiplier(self) -> float:
+        """One NSO's own noise relative to the sensitivity: what it protects if SecAgg+ were broken."""
+        return self.noise_multiplier / math.sqrt(self.min_nsos)
+
+
+def plan(privacy: PrivacyConfig, sa: SecureAggregationConfig, index: dict, dims: int, rounds: int) -> FederationDP:
+    """Rate, noise and grid from the config and the data index; ValueError naming the key if impossible."""
+    nsos = index["nsos"]
+    persons = {n: int(c["train_persons"]) for n, c in index["windows"].items()}
+    threshold = secagg_threshold(sa, len(nsos))
+    k_min = privacy.min_nsos or threshold
+    if k_min > threshold:
+        raise ValueError(f"privacy.min_nsos = {k_min} exceeds the SecAgg+ reconstruction threshold ({threshold} of "
+                         f"{len(nsos)} NSOs): a round could complete with fewer NSOs' noise than accounted. Allowed: "
+                         f"<= {threshold}, or raise secure_aggregation.reconstruction_threshold")
+    if k_min > len(nsos):
+        raise ValueError(f"privacy.min_nsos = {k_min} exceeds the {len(nsos)} NSOs")
+    q = privacy.person_sample_rate or DEFAULT_RATE
+    n_total = sum(persons.values())
+    delta = resolve_delta(privacy.delta, {"federation": n_total}, "person")
+    sigma = privacy.noise_multiplier or calibrate(privacy.target_epsilon, delta, q, rounds, privacy.accountant)
+    largest = q * max(persons.values())
+    c = privacy.max_grad_norm
+    clipping_range = sa.clipping_range
+    if clipping_range == "auto":  # the sum of every sampled person's update, aligned, plus 10 noise SDs
+        bound = c * (largest + 4 * math.sqrt(largest) + 1) + 10 * sigma * c * 1.1 / math.sqrt(k_min)
+        clipping_range = 2.0 ** math.ceil(math.log2(bound))
+    step = grid_step(clipping_range, sa.quantization_range)
+    c_eff = effective_clip(c, step, dims)
+    return FederationDP(q, sigma, c, c_eff, sigma * c_eff / math.sqrt(k_min), k_min, len(nsos), n_total, q * n_total,
+                        delta, privacy.accountant, step, float(clipping_range), privacy.server_lr,
+                        privacy.server_momentum)
+
+
+class DPFedAvg(_Strict, FedAvg):
+    """Sum of the NSOs' noisy sums / expected persons, then server SGD with momentum; accounted."""
+
+    def __init__(self, dp: FederationDP, budget: float | None, recorder, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.dp, self.budget, self.recorder = dp, budget, recorder
+        self.ledger = PrivacyLedger(RecordDict())
+        self.ledger.noise_multiplier = dp.noise_multiplier
+        self.share_ledger = PrivacyLedger(RecordDict())
+        self._momentum: list[np.ndarray] | None = None
+        recorder.event("federation_dp", **asdict(dp))
+
+    def configure_fit(self, server_round, parameters, client_manager):
+        after = self.ledger.epsilon_after(self.dp.noise_multiplier, self.dp.sample_rate, 1, self.dp.delta,
+                                          self.dp.accountant)
+        if self.budget is not None and after > self.budget * (1 + 1e-9):
+            raise BudgetSpent(f"round {server_round}: the next round would spend epsilon {after:.3f} > budget "
+                              f"{self.budget:g} (privacy budget)")
+        return super().configure_fit(server_round, parameters, client_manager)
+
+    def aggregate_fit(self, server_round, results, failures):
+        self._problems("training", server_round, results, failures, self._expected_fit)
+        contributions = [res for _, res in results if res.num_examples > 0]
+        if len(contributions) < self.dp.min_nsos:
+            raise RoundFailed(f"round {server_round}: only {len(contributions)} NSOs' noise shares reached the "
+                              f"aggregate, fewer than privacy.min_nsos = {self.dp.min_nsos}; it would carry less "
+                              "noise than accounted, so the model is not updated")
+        if any(res.num_examples != 1 for res in contributions):
+            raise RoundFailed(f"round {server_round}: an NSO replied with a data-dependent weight; the federation "
+                              "scope needs weight 1 from every NSO")
+        vectors = [parameters_to_ndarrays(res.parameters) for res in contributions]
+        average = [np.mean([v[i] for v in vectors], axis=0) for i in range(len(self._global))]  # SecAgg+: all equal
+        update = [a * len(contributions) / self.dp.expected_persons for a in average]
+        if self._momentum is None:
+            self._momentum = [np.zeros_like(u) for u in update]
+        self._momentum = [self.dp.server_momentum * m + u for m, u in zip(self._momentum, update)]
+        new = [(g + self.dp.server_lr * m).astype(g.dtype) for g, m in zip(self._global, self._momentum)]
+        self._account(server_round, len(contributions))
+        if self.fit_metrics_aggregation_fn:
+            self.fit_metrics_aggregation_fn([(res.num_examples, res.metrics) for _, res in results])
+        return ndarrays_to_parameters(new), {}
+
+    def _account(self, server_round: int, contributions: int) -> None:
+        dp = self.dp
+        self.ledger.add(dp.noise_multiplier, dp.sample_rate, 1)
+        self.share_ledger.add(dp.share_noise_multiplier, dp.sample_rate, 1)
+        self.recorder.current.update({
+            "dp.epsilon": self.ledger.epsilon(dp.delta, dp.accountant),
+            "dp.nso_share_epsilon": self.share_ledger.epsilon(dp.delta, dp.accountant),
+            "dp.noise_multiplier": dp.noise_multiplier, "dp.sample_rate": dp.sample_rate,
+            "dp.contributions": contributions})
