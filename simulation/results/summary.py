@@ -1,0 +1,88 @@
+"""summary.json: what a finished run reports, computed from its metrics.jsonl (docs/results.md).
+
+Privacy and secure-aggregation blocks carry what a reviewer needs to recompute or check the
+claims: each NSO's accountant history (dp-accounting recomputes every epsilon from it) and what
+SecAgg+ did in every round.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from datasets.errors import UserError
+from datasets.schema import ACTIVITIES
+
+from ..config import ExperimentConfig
+
+
+class RunFailed(UserError):
+    """The federated run did not complete; the message says which round and why."""
+
+
+def secure_aggregation_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], events: list[dict[str, Any]],
+                               nsos: list[str]) -> dict[str, Any]:
+    """What SecAgg+ did over the run (docs/secure_aggregation.md)."""
+    if not cfg.secure_aggregation.enabled:
+        return {"enabled": False}
+    settings = next((e for e in events if e["event"] == "secagg_settings"), {})
+    fitted = [r for r in rows if r["round"] > 0]
+    return {
+        "enabled": True,
+        "num_shares": max((r.get("secagg.num_shares") or 0 for r in fitted), default=None),
+        "threshold": max((r.get("secagg.threshold") or 0 for r in fitted), default=None),
+        "rounds_completed": sum(1 for r in fitted if r.get("secagg.completed")),
+        "dropped": [{"round": r["round"], "reasons": json.loads(r["secagg.dropped"])}
+                    for r in fitted if r.get("secagg.dropped")],
+        "clipped_values": int(sum(r.get(f"fit.{n}.secagg_clipped", 0) or 0 for r in fitted for n in nsos)),
+        "quantization_error": max((r.get("secagg.quantization_error_bound", 0.0) for r in fitted), default=0.0),
+        "max_weight": settings.get("max_weight"), "clipping_range": settings.get("clipping_range"),
+        "quantization_range": settings.get("quantization_range"),
+    }
+
+
+def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: list[str]) -> dict[str, Any]:
+    """Everything needed to recompute each NSO's epsilon with another accountant (docs/privacy.md)."""
+    if not cfg.privacy.enabled:
+        return {"enabled": False}
+    history: dict[str, list[dict[str, Any]]] = {n: [] for n in nsos}
+    epsilon: dict[str, float] = {}
+    exhausted: dict[str, int | None] = {n: None for n in nsos}
+    for row in rows:
+        for n in nsos:
+            steps = row.get(f"fit.{n}.steps")
+            if steps is None:
+                continue
+            epsilon[n] = row[f"fit.{n}.epsilon"]
+            if row.get(f"fit.{n}.budget_exhausted") and exhausted[n] is None:
+                exhausted[n] = row["round"]
+            if steps > 0:
+                history[n].append({"round": row["round"], "sample_rate": row[f"fit.{n}.sample_rate"],
+                                   "noise_multiplier": row[f"fit.{n}.noise_multiplier"], "steps": int(steps)})
+    return {
+        "enabled": True, "epsilon": max(epsilon.values()) if epsilon else 0.0, "per_nso_epsilon": epsilon,
+        "delta": cfg.privacy.delta, "unit": cfg.privacy.unit, "accountant": cfg.privacy.accountant,
+        "max_grad_norm": cfg.privacy.max_grad_norm, "target_epsilon": cfg.privacy.target_epsilon,
+        "budget": cfg.privacy.budget, "budget_exhausted_round": exhausted, "history": history,
+    }
+
+
+def summarise(rows: list[dict[str, Any]], nsos: list[str], wall_s: float) -> dict[str, Any]:
+    """Final and initial metrics and timing: the headline block of summary.json."""
+    if not rows:
+        raise RunFailed("the run recorded no rounds")
+    last = rows[-1]
+    return {
+        "rounds_completed": int(last["round"]),
+        "final": {
+            "accuracy": last.get("central.accuracy"),
+            "macro_f1": last.get("central.macro_f1"),
+            "wellbeing_mae": last.get("central.wellbeing_mae"),
+            "per_class_f1": {a: last.get(f"central.f1.{a}") for a in ACTIVITIES},
+            "per_nso_accuracy": {n: last.get(f"nso.{n}.accuracy") for n in nsos},
+            "per_nso_macro_f1": {n: last.get(f"nso.{n}.macro_f1") for n in nsos},
+            "federated_accuracy": last.get("federated.accuracy"),
+        },
+        "initial": {"accuracy": rows[0].get("central.accuracy"), "macro_f1": rows[0].get("central.macro_f1")},
+        "timing": {"wall_s": round(wall_s, 3), "rounds_s": round(sum(r["round_s"] for r in rows[1:]), 3)},
+    }
