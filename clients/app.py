@@ -89,7 +89,7 @@ class NSOClient(NumPyClient):
         n_units = units(data, p.unit)
         delta = self._delta(config, n_units)
         q = sample_rate(p, self.train_cfg, data)
-        steps = steps_per_round(q, self.train_cfg.local_epochs)
+        steps = steps_per_round(q, self.train_cfg.local_epochs, p.steps_per_round)
         ledger = PrivacyLedger(self.context.state)
         if ledger.noise_multiplier is None:
             ledger.noise_multiplier = p.noise_multiplier or calibrate(

@@ -62,8 +62,9 @@ class RoundRecorder:
         for n, m in per_nso:
             for k in ("accuracy", "macro_f1", "wellbeing_mae"):
                 self.current[f"nso.{m['nso']}.{k}"] = m[k]
-        if total:
+        if total:  # the NSOs' test persons: validation persons, disjoint from the held-out ones
             self.current["federated.accuracy"] = sum(n * m["accuracy"] for n, m in per_nso) / total
+            self.current["federated.macro_f1"] = sum(n * m["macro_f1"] for n, m in per_nso) / total
         self.finish_round()
 
     @staticmethod

@@ -124,7 +124,8 @@ def auto_ranges(cfg: SecureAggregationConfig, index: dict, training: TrainingCon
     if training.optimizer != "adam":
         return max_weight, 8.0
     if privacy.enabled:  # the same Poisson rates and step counts the clients will use
-        steps = [steps_per_round(rate_for(privacy, training, n, persons[nso]), training.local_epochs)
+        steps = [steps_per_round(rate_for(privacy, training, n, persons[nso]), training.local_epochs,
+                                 privacy.steps_per_round)
                  for nso, n in windows.items()]
     else:
         steps = [training.local_epochs * math.ceil(n / training.batch_size) for n in windows.values()]

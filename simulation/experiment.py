@@ -118,7 +118,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
                **summarise(m.rows, index["nsos"], time.perf_counter() - start),
                "stopped_early": stops[0]["reason"] if stops else None,
                "privacy": privacy_summary(cfg, m.rows + [{"round": x["after_round"] + 1, **x} for x in stops],
-                                          index["nsos"]),
+                                          index["nsos"], m.events),
                "secure_aggregation": secure_aggregation_summary(cfg, m.rows, m.events, index["nsos"])}
     write_json(run_dir / "summary.json", summary)
     return run_dir

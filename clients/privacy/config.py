@@ -35,6 +35,8 @@ class PrivacyConfig(BaseModel):
     person_sample_rate: float | None = Field(
         None, gt=0, le=1, description="Poisson rate of persons: per step in the nso scope (instead of "
                                       "person_batch_size), per round in the federation scope (default 0.5)")
+    steps_per_round: int | None = Field(
+        None, ge=1, le=1_000_000, description="nso scope: noisy steps per round (default: local_epochs / rate)")
     local_steps: int = Field(5, ge=1, le=1000, description="federation scope: gradient steps on each sampled "
                                                           "person's own windows")
     local_lr: float = Field(0.5, gt=0, le=100, description="federation scope: step size of those steps")

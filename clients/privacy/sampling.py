@@ -29,8 +29,9 @@ def sample_rate(cfg: PrivacyConfig, tcfg: TrainingConfig, data: Arrays) -> float
     return rate_for(cfg, tcfg, len(data), units(data, "person"))
 
 
-def steps_per_round(q: float, local_epochs: int) -> int:
-    return local_epochs * max(1, int(round(1.0 / q)))
+def steps_per_round(q: float, local_epochs: int, fixed: int | None = None) -> int:
+    """Noisy steps of one round: `fixed` (privacy.steps_per_round), else local_epochs passes of 1/q."""
+    return fixed if fixed is not None else local_epochs * max(1, int(round(1.0 / q)))
 
 
 def poisson_batch(n_units: int, q: float, gen: torch.Generator,

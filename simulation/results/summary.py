@@ -41,10 +41,36 @@ def secure_aggregation_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]]
     }
 
 
-def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: list[str]) -> dict[str, Any]:
+def federation_privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]],
+                               events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The federation scope: the aggregate's epsilon (what the server and the released model
+    reveal) and the weaker one of each NSO's own noise share (if secure aggregation were broken),
+    with the histories dp-accounting recomputes them from (docs/privacy.md)."""
+    plan = next((e for e in events if e["event"] == "federation_dp"), {})
+    accounted = [r for r in rows if "dp.epsilon" in r]
+    history = [{"round": r["round"], "sample_rate": r["dp.sample_rate"], "noise_multiplier": r["dp.noise_multiplier"],
+                "steps": 1} for r in accounted]
+    k_min = plan.get("min_nsos", 1)
+    share = [{**h, "noise_multiplier": h["noise_multiplier"] / k_min ** 0.5} for h in history]
+    last = accounted[-1] if accounted else {}
+    return {
+        "enabled": True, "scope": "federation", "unit": "person", "epsilon": last.get("dp.epsilon", 0.0),
+        "nso_share_epsilon": last.get("dp.nso_share_epsilon", 0.0), "delta": cfg.privacy.delta,
+        "accountant": cfg.privacy.accountant, "max_grad_norm": cfg.privacy.max_grad_norm,
+        "effective_clip": plan.get("effective_clip"), "min_nsos": k_min, "nsos": plan.get("nsos"),
+        "persons": plan.get("persons"), "noise_std_per_nso": plan.get("noise_std"),
+        "grid_step": plan.get("grid_step"), "target_epsilon": cfg.privacy.target_epsilon,
+        "budget": cfg.privacy.budget, "history": {"federation": history}, "nso_share_history": share,
+    }
+
+
+def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: list[str],
+                    events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything needed to recompute each NSO's epsilon with another accountant (docs/privacy.md)."""
     if not cfg.privacy.enabled:
         return {"enabled": False}
+    if cfg.privacy.federation:
+        return federation_privacy_summary(cfg, rows, events or [])
     history: dict[str, list[dict[str, Any]]] = {n: [] for n in nsos}
     epsilon: dict[str, float] = {}
     exhausted: dict[str, int | None] = {n: None for n in nsos}
@@ -60,7 +86,8 @@ def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: lis
                 history[n].append({"round": row["round"], "sample_rate": row[f"fit.{n}.sample_rate"],
                                    "noise_multiplier": row[f"fit.{n}.noise_multiplier"], "steps": int(steps)})
     return {
-        "enabled": True, "epsilon": max(epsilon.values()) if epsilon else 0.0, "per_nso_epsilon": epsilon,
+        "enabled": True, "scope": "nso", "epsilon": max(epsilon.values()) if epsilon else 0.0,
+        "per_nso_epsilon": epsilon,
         "delta": cfg.privacy.delta, "unit": cfg.privacy.unit, "accountant": cfg.privacy.accountant,
         "max_grad_norm": cfg.privacy.max_grad_norm, "target_epsilon": cfg.privacy.target_epsilon,
         "budget": cfg.privacy.budget, "budget_exhausted_round": exhausted, "history": history,
@@ -82,6 +109,7 @@ def summarise(rows: list[dict[str, Any]], nsos: list[str], wall_s: float) -> dic
             "per_nso_accuracy": {n: last.get(f"nso.{n}.accuracy") for n in nsos},
             "per_nso_macro_f1": {n: last.get(f"nso.{n}.macro_f1") for n in nsos},
             "federated_accuracy": last.get("federated.accuracy"),
+            "validation_macro_f1": last.get("federated.macro_f1"),
         },
         "initial": {"accuracy": rows[0].get("central.accuracy"), "macro_f1": rows[0].get("central.macro_f1")},
         "timing": {"wall_s": round(wall_s, 3), "rounds_s": round(sum(r["round_s"] for r in rows[1:]), 3)},

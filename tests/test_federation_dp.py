@@ -1,0 +1,101 @@
+"""Federation-wide person-level DP (DP-FedAvg with distributed noise under SecAgg+): both epsilons
+recomputed by dp-accounting, and every way the aggregate could carry less noise than accounted
+fails loudly."""
+
+from __future__ import annotations
+
+import json
+
+import dp_accounting as dpa
+import numpy as np
+import pytest
+from flwr.common.secure_aggregation.quantization import dequantize, quantize
+
+from clients.privacy.noise_share import GridOverflow, grid_step, noisy_share
+from simulation.cli import main
+
+FED = ["--set", "data.generate.nsos=['FI','NL','PL','ES']", "--set", "data.generate.persons_scale=0.5",
+       "--set", "privacy.enabled=true", "--set", "privacy.unit='person'", "--set", "privacy.scope='federation'",
+       "--set", "secure_aggregation.enabled=true", "--quiet"]
+
+
+def _run(tmp_path, name, *extra):
+    out = tmp_path / name
+    code = main(["run", *FED, "--set", f"output.dir={tmp_path / 'runs'}", "--out", str(out), *extra])
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else None
+    return code, summary, out
+
+
+def _google(history, delta, kind):
+    acc = dpa.rdp.RdpAccountant() if kind == "rdp" else dpa.pld.PLDAccountant()
+    for h in history:
+        acc.compose(dpa.SelfComposedDpEvent(
+            dpa.PoissonSampledDpEvent(h["sample_rate"], dpa.GaussianDpEvent(h["noise_multiplier"])), h["steps"]))
+    return acc.get_epsilon(delta)
+
+
+@pytest.mark.parametrize("accountant, google", [("rdp", "rdp"), ("prv", "pld")])
+def test_both_epsilons_are_recomputed_by_dp_accounting(tmp_path, accountant, google):
+    code, s, out = _run(tmp_path, accountant, "--set", "privacy.target_epsilon=4", "--set", "federation.rounds=3",
+                        "--set", f"privacy.accountant='{accountant}'")
+    assert code == 0
+    p = s["privacy"]
+    assert p["scope"] == "federation" and p["unit"] == "person" and p["min_nsos"] >= 2
+    hist = p["history"]["federation"]
+    assert [h["round"] for h in hist] == [1, 2, 3] and all(h["steps"] == 1 for h in hist)
+    assert _google(hist, p["delta"], google) == pytest.approx(p["epsilon"], rel=0.01)
+    assert p["epsilon"] <= 4.0 * 1.0001  # calibrated to the target, never above it
+    assert _google(p["nso_share_history"], p["delta"], google) == pytest.approx(p["nso_share_epsilon"], rel=0.01)
+    assert p["nso_share_epsilon"] > p["epsilon"]  # one NSO's share alone is weaker
+    assert p["delta"] == pytest.approx(0.1 / p["persons"])  # one delta over the persons of all NSOs
+    # what the NSOs sent in the clear says nothing about their persons
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"event"' not in x]
+    sent = {k.split(".", 2)[2] for r in rows for k in r if k.startswith("fit.")}
+    assert sent == {"noise_std"}
+
+
+def test_federation_scope_is_refused_without_secure_aggregation(tmp_path, capsys):
+    code, _, out = _run(tmp_path, "nosa", "--set", "privacy.target_epsilon=4", "--set", "secure_aggregation.enabled=false")
+    assert code == 2 and not out.exists()
+    assert "needs secure_aggregation.enabled = true" in capsys.readouterr().err
+
+
+def test_min_nsos_above_the_secagg_threshold_is_refused_before_any_work(tmp_path, capsys):
+    code, _, out = _run(tmp_path, "kmin", "--set", "privacy.target_epsilon=4", "--set", "privacy.min_nsos=4",
+                        "--set", "secure_aggregation.reconstruction_threshold=0.6")
+    assert code == 2 and not (out / "metrics.jsonl").exists()
+    assert "exceeds the SecAgg+ reconstruction threshold" in capsys.readouterr().err
+
+
+def test_a_dropout_below_k_min_stops_the_run_before_anything_is_revealed(tmp_path, capsys):
+    code, s, out = _run(tmp_path, "drop", "--set", "privacy.target_epsilon=4", "--set", "federation.rounds=2",
+                        "--set", "secure_aggregation.reconstruction_threshold=1.0",  # k_min = all 4 NSOs
+                        "--set", "secure_aggregation.dropouts=[{nso='FI', stage='collect_masked_vectors', round=1}]")
+    assert code != 0 and s is None
+    err = capsys.readouterr().err
+    assert "secure aggregation halted" in err
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"round"' in x]
+    assert all("dp.epsilon" not in r for r in rows)  # no round was aggregated
+
+
+def test_noise_that_secagg_would_clip_makes_the_round_fail_loudly(tmp_path, capsys):
+    code, s, _ = _run(tmp_path, "clip", "--set", "privacy.noise_multiplier=1.0", "--set", "federation.rounds=1",
+                      "--set", "secure_aggregation.clipping_range=0.001")
+    assert code != 0 and s is None
+    assert "carry less noise than accounted" in capsys.readouterr().err
+
+
+def test_noise_shares_lie_on_the_secagg_grid_and_pass_its_quantizer_unchanged():
+    c, q = 8.0, 2**22
+    step = grid_step(c, q)
+    rng = np.random.default_rng(0)
+    sums = [rng.normal(0, 0.5, (40, 30)), rng.normal(0, 0.5, 30)]
+    share = noisy_share(sums, 0.3, step, c, rng)
+    for v in share:
+        assert np.array_equal(v / step, np.round(v / step))  # exactly on the grid
+    back = dequantize(quantize(share, c, q), c, q)
+    assert all(np.array_equal(a, b) for a, b in zip(share, back))  # SecAgg+ adds no rounding of its own
+    noise = np.concatenate([(v - s).ravel() for v, s in zip(share, sums)])
+    assert np.std(noise) == pytest.approx(0.3, rel=0.05)  # the share carries the accounted noise
+    with pytest.raises(GridOverflow, match="less noise than accounted"):
+        noisy_share(sums, 0.3, grid_step(0.5, q), 0.5, rng)
