@@ -66,8 +66,14 @@ class FederationDP:
     accountant: str
     grid_step: float
     clipping_range: float
+    server_optimizer: str
     server_lr: float
     server_momentum: float
+
+    def noise_variance(self, contributions: int) -> float:
+        """Per-coordinate variance of the DP noise in the averaged update (grid rounding included)."""
+        share = self.noise_std ** 2 + self.grid_step ** 2 / 4
+        return contributions * share / self.expected_persons ** 2
 
     def fit_config(self) -> dict[str, float]:
         return {f"fdp_{k}": float(getattr(self, k)) for k in FIT_KEYS}
@@ -103,8 +109,8 @@ def plan(privacy: PrivacyConfig, sa: SecureAggregationConfig, index: dict, dims:
     step = grid_step(clipping_range, sa.quantization_range)
     c_eff = effective_clip(c, step, dims)
     return FederationDP(q, sigma, c, c_eff, sigma * c_eff / math.sqrt(k_min), k_min, len(nsos), n_total, q * n_total,
-                        delta, privacy.accountant, step, float(clipping_range), privacy.server_lr,
-                        privacy.server_momentum)
+                        delta, privacy.accountant, step, float(clipping_range), privacy.server_optimizer,
+                        privacy.server_lr, privacy.server_momentum)
 
 
 class DPFedAvg(_Strict, FedAvg):
@@ -140,14 +146,32 @@ class DPFedAvg(_Strict, FedAvg):
         vectors = [parameters_to_ndarrays(res.parameters) for res in contributions]
         average = [np.mean([v[i] for v in vectors], axis=0) for i in range(len(self._global))]  # SecAgg+: all equal
         update = [a * len(contributions) / self.dp.expected_persons for a in average]
-        if self._momentum is None:
-            self._momentum = [np.zeros_like(u) for u in update]
-        self._momentum = [self.dp.server_momentum * m + u for m, u in zip(self._momentum, update)]
-        new = [(g + self.dp.server_lr * m).astype(g.dtype) for g, m in zip(self._global, self._momentum)]
+        step = self._step(update, self.dp.noise_variance(len(contributions)))
+        new = [(g + s).astype(g.dtype) for g, s in zip(self._global, step)]
         self._account(server_round, len(contributions))
         if self.fit_metrics_aggregation_fn:
             self.fit_metrics_aggregation_fn([(res.num_examples, res.metrics) for _, res in results])
         return ndarrays_to_parameters(new), {}
+
+    def _step(self, update: list[np.ndarray], noise_var: float) -> list[np.ndarray]:
+        """SGD with momentum, or Adam whose second moment has the known noise variance removed
+        (Tang et al. 2024, DP-AdamBC): plain Adam divides by the noise's size, not the signal's."""
+        dp, b1, b2 = self.dp, self.dp.server_momentum, 0.999
+        if self._momentum is None:
+            self._momentum = [np.zeros_like(u) for u in update]
+            self._second = [np.zeros_like(u) for u in update]
+            self._t = 0
+        self._t += 1
+        if dp.server_optimizer == "sgd":
+            self._momentum = [b1 * m + u for m, u in zip(self._momentum, update)]
+            return [dp.server_lr * m for m in self._momentum]
+        self._momentum = [b1 * m + (1 - b1) * u for m, u in zip(self._momentum, update)]
+        self._second = [b2 * v + (1 - b2) * u * u for v, u in zip(self._second, update)]
+        out = []
+        for m, v in zip(self._momentum, self._second):
+            v_hat = np.maximum(v / (1 - b2 ** self._t) - noise_var, noise_var)
+            out.append(dp.server_lr * (m / (1 - b1 ** self._t)) / np.sqrt(v_hat))
+        return out
 
     def _account(self, server_round: int, contributions: int) -> None:
         dp = self.dp

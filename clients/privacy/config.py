@@ -40,8 +40,11 @@ class PrivacyConfig(BaseModel):
     local_steps: int = Field(5, ge=1, le=1000, description="federation scope: gradient steps on each sampled "
                                                           "person's own windows")
     local_lr: float = Field(0.5, gt=0, le=100, description="federation scope: step size of those steps")
-    server_lr: float = Field(1.0, gt=0, le=100, description="federation scope: server SGD step size")
-    server_momentum: float = Field(0.9, ge=0, lt=1, description="federation scope: server SGD momentum")
+    server_optimizer: Literal["sgd", "adam"] = Field(
+        "sgd", description="federation scope: server step, SGD with momentum or Adam with its second moment "
+                           "corrected for the known DP noise variance (DP-AdamBC)")
+    server_lr: float = Field(1.0, gt=0, le=100, description="federation scope: server step size")
+    server_momentum: float = Field(0.9, ge=0, lt=1, description="federation scope: server SGD momentum / Adam beta1")
     min_nsos: int | None = Field(
         None, ge=2, le=10_000, description="federation scope: k_min, the NSOs whose noise the aggregate always "
                                            "holds; default: the SecAgg+ reconstruction threshold")

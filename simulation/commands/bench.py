@@ -65,7 +65,19 @@ def _data(args: argparse.Namespace, console: Console) -> dict:
     return r
 
 
-BENCHES = {"secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data}
+def _utility(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.utility import bench_utility
+
+    console.print(f"privacy cost on the default data, {args.rounds} rounds (three whole runs, several minutes):")
+    r = bench_utility(args.rounds, progress=console.print)
+    console.print(f"  record-level epsilon 8: drop {r['drop_record_points']:.1f} macro-F1 points (target <= "
+                  f"{r['targets']['drop_record_points']:g}): " + verdict(r["meets_target"]["record"]))
+    console.print(f"  person-level epsilon 8 (federation scope): drop {r['drop_person_points']:.1f} points (target <= "
+                  f"{r['targets']['drop_person_points']:g}): " + verdict(r["meets_target"]["person"]))
+    return r
+
+
+BENCHES = {"secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility}
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

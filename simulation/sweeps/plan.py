@@ -11,7 +11,12 @@ Sweep file (TOML):
     "privacy.enabled" = true
     [sweep.grid]                    # every combination of these values
     "privacy.target_epsilon" = [1.0, 4.0, 16.0]
-    "privacy.unit" = ["record", "person"]
+    [[sweep.variants]]              # optional: sets of keys that go together, each x the grid
+    "privacy.unit" = "record"
+    [[sweep.variants]]
+    "privacy.unit" = "person"
+    "privacy.scope" = "federation"
+    "secure_aggregation.enabled" = true
 
 Sweep directory: sweep.toml (a copy), plan.json, points/<id>/ (run directories), results.csv.
 A point is done when its summary.json exists (written last, atomically); a restarted sweep skips
@@ -46,6 +51,8 @@ class SweepSpec(BaseModel):
     seeds: list[int] = Field(min_length=1)
     grid: dict[str, Any] = Field(default_factory=dict)
     set: dict[str, Any] = Field(default_factory=dict)
+    variants: list[dict[str, Any]] = Field(default_factory=lambda: [{}], min_length=1,
+                                           description="sets of keys that go together, each x the grid")
     workers: int = Field(2, ge=1, le=64)
     references: bool = True
 
@@ -74,9 +81,7 @@ def _validate(raw: dict[str, Any], where: str) -> ExperimentConfig:
         raise ConfigError(format_validation_error(exc, where)) from None
 
 
-def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
-    """Read and check a sweep file and every point it makes; raise ConfigError before anything runs."""
-    path = Path(path)
+def _read_spec(path: Path) -> SweepSpec:
     raw = read_toml(path)
     if "sweep" not in raw:
         raise ConfigError(f"{path}: not a sweep file: no [sweep] table (see docs/sweeps.md)")
@@ -86,6 +91,8 @@ def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
     sweep_raw = dict(raw["sweep"])
     sweep_raw["grid"] = flatten(sweep_raw.get("grid", {}))
     sweep_raw["set"] = flatten(sweep_raw.get("set", {}))
+    if isinstance(sweep_raw.get("variants"), list):
+        sweep_raw["variants"] = [flatten(v) if isinstance(v, dict) else v for v in sweep_raw["variants"]]
     try:
         spec = SweepSpec.model_validate(sweep_raw)
     except ValidationError as exc:
@@ -96,8 +103,15 @@ def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
     for key, values in spec.grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: sweep.grid.{key} must be a non-empty list of values (got {values!r})")
+    overlap = sorted({k for v in spec.variants for k in v} & set(spec.grid))
+    if overlap:
+        raise ConfigError(f"{path}: {overlap} set both in sweep.grid and in sweep.variants; give each key in one")
     if len(set(spec.seeds)) != len(spec.seeds):
         raise ConfigError(f"{path}: sweep.seeds has repeats: {spec.seeds}")
+    return spec
+
+
+def _read_base(path: Path, spec: SweepSpec) -> dict[str, Any]:
     base_path = (path.parent / spec.base) if not Path(spec.base).is_absolute() else Path(spec.base)
     if not base_path.exists():
         raise ConfigError(f"{path}: sweep.base = {spec.base!r}: no such config ({base_path})")
@@ -106,13 +120,30 @@ def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
         raise ConfigError(f"{path}: sweep.base = {spec.base!r} is itself a sweep file; it must be an experiment config")
     if isinstance(base.get("data", {}).get("path"), str) and not Path(base["data"]["path"]).is_absolute():
         base["data"]["path"] = str((base_path.parent / base["data"]["path"]).resolve())
-    base = deep_merge(base, nest(spec.set))
+    return deep_merge(base, nest(spec.set))
 
-    points: list[Point] = []
+
+def _combos(spec: SweepSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every variant x grid combination, and the distinct combinations of the keys that are not
+    privacy or SecAgg+ settings (one reference pair per such combination and seed)."""
     keys = list(spec.grid)
-    combos = [dict(zip(keys, c)) for c in itertools.product(*(spec.grid[k] for k in keys))]
-    ref_keys = [k for k in keys if not k.startswith(REFERENCE_PREFIXES)]
-    ref_combos = [dict(zip(ref_keys, c)) for c in itertools.product(*(spec.grid[k] for k in ref_keys))]
+    grid = [dict(zip(keys, c)) for c in itertools.product(*(spec.grid[k] for k in keys))]
+    combos = [{**v, **c} for v in spec.variants for c in grid]
+    refs: list[dict[str, Any]] = []
+    for c in combos:
+        ref = {k: v for k, v in c.items() if not k.startswith(REFERENCE_PREFIXES)}
+        if ref not in refs:
+            refs.append(ref)
+    return combos, refs
+
+
+def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
+    """Read and check a sweep file and every point it makes; raise ConfigError before anything runs."""
+    path = Path(path)
+    spec = _read_spec(path)
+    base = _read_base(path, spec)
+    combos, ref_combos = _combos(spec)
+    points: list[Point] = []
     for seed in spec.seeds:
         todo = [("grid", c, {}) for c in combos]
         if spec.references:
