@@ -116,3 +116,28 @@ def test_server_fails_clearly_when_an_nso_node_never_connects():
     with pytest.raises(RoundFailed, match="only 2 of 3 NSO nodes connected within 0.5 s"):
         wait_for_nodes(grid, 3, 0.5)
     wait_for_nodes(grid, 2, 0.5)  # all there: returns at once
+
+
+@pytest.mark.parametrize("privacy", [{}, {"enabled": True, "noise_multiplier": 1.0, "unit": "person"}])
+def test_local_engine_with_threads_gives_bit_identical_results(tmp_path, privacy):
+    """NSOs trained concurrently (both cores) give exactly the numbers of the sequential order."""
+    import numpy as np
+
+    from datasets.prepared import prepare
+    from datasets.synthetic.generator import GeneratorSettings, generate
+    from simulation.config import ExperimentConfig
+    from simulation.engines.local import run_local
+    from simulation.experiment import app_run_config
+
+    windows = generate(GeneratorSettings(nsos=["FI", "NL", "PL"], persons_scale=0.3)).windows
+    prepare(windows, tmp_path / "data", 0, 0.2, 0.1)
+    cfg = ExperimentConfig.model_validate({"federation": {"rounds": 2}, "privacy": privacy})
+    runs = {}
+    for threads in (1, 3):
+        out = tmp_path / f"t{threads}"
+        run_local(app_run_config(cfg, str(tmp_path / "data"), str(out), quiet=True), str(tmp_path / "data"),
+                  threads=threads)
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        runs[threads] = ([{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows], dict(np.load(out / "model.npz")))
+    assert runs[1][0] == runs[3][0]
+    assert all(np.array_equal(runs[1][1][k], runs[3][1][k]) for k in runs[1][1])

@@ -3,6 +3,7 @@ in-process LocalGrid (local_grid.py), each NSO node with its own persistent Cont
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flwr.app import Context, RecordDict
@@ -28,18 +29,29 @@ def node_contexts(nsos: list[str], data_dir: str, run_config: dict[str, Any]) ->
     }
 
 
-def run_local(run_config: dict[str, Any], data_dir: str, record_replies: bool = False) -> LocalGrid:
-    """Run the apps on the local Grid; with record_replies the grid keeps every reply it carried
-    (what the server received), for inspection."""
+def default_threads(n_nsos: int) -> int:
+    """One thread per core, no more than NSOs."""
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                      n_nsos))
+
+
+def run_local(run_config: dict[str, Any], data_dir: str, record_replies: bool = False,
+              threads: int | None = None) -> LocalGrid:
+    """Run the apps on the local Grid, `threads` NSOs at a time (default: one per core); with
+    record_replies the grid keeps every reply it carried (what the server received), for inspection."""
     nsos = read_index(data_dir)["nsos"]
-    grid = LocalGrid(make_client_app(), node_contexts(nsos, data_dir, run_config), run_id=1)
+    grid = LocalGrid(make_client_app(), node_contexts(nsos, data_dir, run_config), run_id=1,
+                     threads=threads or default_threads(len(nsos)))
     if record_replies:
         grid.received = []
     server_ctx = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=dict(run_config))
-    make_server_app()(grid, server_ctx)
+    try:
+        make_server_app()(grid, server_ctx)
+    finally:
+        grid.close()
     return grid
 
 
 class LocalEngine:
     def run(self, job: EngineRun) -> None:
-        run_local(job.run_config, job.data_dir)
+        run_local(job.run_config, job.data_dir, threads=job.cfg.engine.local_threads)

@@ -6,6 +6,12 @@ what a transport guarantees: each node gets its own copy of the message content 
 RecordDict object to every node; shared, clients would corrupt each other), replies carry the
 node's id as source, each node keeps one persistent Context, and a ClientApp exception becomes an
 error reply, as under the other engines.
+
+With `threads` > 1 the messages of one push (one per NSO: a round's training or evaluation) are
+delivered concurrently, each NSO on its own Context, so both cores work. Results are bit-identical
+to one thread: every NSO draws from its own seeded generators, and reply ids are given in message
+order. The exception is SecAgg+'s masked-vector stage, which quantizes with numpy's global random
+state: those messages are delivered one by one, in order, so their draws stay in sequence.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import copy
 import itertools
 import traceback
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
@@ -26,7 +34,9 @@ CLIENT_APP_RAISED_EXCEPTION = 300  # flwr ErrorCode.CLIENT_APP_RAISED_EXCEPTION
 
 class LocalGrid(Grid):
     def __init__(self, client_app: ClientApp, contexts: dict[int, Context], run_id: int,
-                 superlink_node_id: int = 1) -> None:
+                 superlink_node_id: int = 1, threads: int = 1) -> None:
+        self.threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="nso") if self.threads > 1 else None
         self.client_app = client_app
         self.contexts = contexts
         self._run = Run.create_empty(run_id)
@@ -55,6 +65,7 @@ class LocalGrid(Grid):
         return list(self.contexts)
 
     def _deliver(self, msg: Message) -> Message:
+        """The ClientApp's reply to `msg` on its node's Context (an error reply if it raised)."""
         node = msg.metadata.dst_node_id
         if node not in self.contexts:
             raise ValueError(f"message to unknown node {node}")
@@ -69,21 +80,34 @@ class LocalGrid(Grid):
             reply.metadata.__dict__["_traceback"] = traceback.format_exc()
         reply.metadata.__dict__["_src_node_id"] = node
         reply.metadata.__dict__["_reply_to_message_id"] = msg.metadata.message_id
-        reply.metadata.__dict__["_message_id"] = f"r{next(self._ids)}"
-        self.delivered += 1
-        if self.received is not None:
-            self.received.append(copy.deepcopy(reply))
         return reply
 
+    @staticmethod
+    def _sequential(messages: list[Message]) -> bool:
+        """SecAgg+ messages: their stages draw from numpy's global random state."""
+        return any(RECORD_KEY_CONFIGS in m.content.config_records for m in messages)
+
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        ids = []
+        messages = list(messages)
         for msg in messages:
             msg.metadata.__dict__["_message_id"] = f"m{next(self._ids)}"
             msg.metadata.__dict__["_run_id"] = self._run.run_id
             msg.metadata.__dict__["_src_node_id"] = self._superlink
-            self._replies[msg.metadata.message_id] = self._deliver(msg)
-            ids.append(msg.metadata.message_id)
-        return ids
+        if self._pool is not None and len(messages) > 1 and not self._sequential(messages):
+            replies = list(self._pool.map(self._deliver, messages))
+        else:
+            replies = [self._deliver(m) for m in messages]
+        for msg, reply in zip(messages, replies):  # ids in message order, whatever finished first
+            reply.metadata.__dict__["_message_id"] = f"r{next(self._ids)}"
+            self.delivered += 1
+            if self.received is not None:
+                self.received.append(copy.deepcopy(reply))
+            self._replies[msg.metadata.message_id] = reply
+        return [m.metadata.message_id for m in messages]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return [self._replies.pop(i) for i in message_ids if i in self._replies]
