@@ -63,6 +63,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("sweep", help="sweep file (TOML with a [sweep] table)")
     sw.add_argument("--out", help="sweep directory (default: runs/sweeps/<name>)")
     sw.add_argument("--workers", type=int, help="parallel worker processes (default: the file's sweep.workers)")
+    sw.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                    help="run the points as Ray tasks: on the cluster at ADDRESS, or without one on a local Ray "
+                         "instance of --workers CPUs bound to 127.0.0.1")
     rp = sub.add_parser("report", help="Markdown report with figures from a sweep directory")
     rp.add_argument("sweep_dir")
 

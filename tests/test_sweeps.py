@@ -137,3 +137,34 @@ def test_changing_fixed_settings_never_reuses_old_points(tmp_path):
     (tmp_path / "wide").mkdir()
     wider = _sweep_file(tmp_path / "wide", "a", grid='"privacy.target_epsilon" = [2.0, 8.0, 32.0]', rounds=1)
     assert ids_a <= {p.id for p in load_sweep(wider)[1]}  # a wider grid keeps the finished points
+
+
+def test_sweep_on_ray_gives_the_same_table_as_the_process_pool(tmp_path):
+    """`ppml sweep --ray` on a local Ray instance, inside a network namespace with only loopback."""
+    import shlex
+    import shutil
+
+    assert shutil.which("unshare") and shutil.which("ip"), "unshare and ip (util-linux, iproute2) are needed"
+    sweep = _sweep_file(tmp_path, "r", extra="references = false")
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "pool")]) == 0
+    cmd = [sys.executable, "-m", "simulation.cli", "sweep", str(sweep), "--out", str(tmp_path / "ray"), "--ray",
+           "--workers", "2"]
+    proc = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c",
+                           "ip link set lo up && exec " + shlex.join(cmd)], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    pool = pd.read_csv(tmp_path / "pool" / "results.csv").set_index("point").sort_index()
+    ray = pd.read_csv(tmp_path / "ray" / "results.csv").set_index("point").sort_index()
+    assert len(ray) == 2 and list(ray.index) == list(pool.index)  # same plan, same point ids
+    pd.testing.assert_frame_equal(ray[METRICS], pool[METRICS], check_exact=True)
+    # resuming on Ray finds every point done and runs nothing
+    proc = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c",
+                           "ip link set lo up && exec " + shlex.join(cmd)], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+    assert proc.returncode == 0 and "2 already done, 0 to run" in proc.stdout + proc.stderr
+
+
+def test_sweep_refuses_an_unreachable_ray_cluster(tmp_path, capsys):
+    sweep = _sweep_file(tmp_path, "u", extra="references = false")
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "u"), "--ray", "127.0.0.1:1"]) == 2
+    assert "cannot connect to a Ray cluster" in capsys.readouterr().err

@@ -1,7 +1,10 @@
 """Where sweep points run. An executor takes the points still to do and reports each as it
 finishes; the plan, the resume rule and the results table do not depend on which one ran them.
 
-- ProcessPoolExecutor (default): spawn workers on this machine; each dies with the sweep process.
+- LocalProcessExecutor (default): spawn workers on this machine; each dies with the sweep process.
+- RayExecutor (`ppml sweep --ray [ADDRESS]`): each point a Ray task, on an existing cluster or a
+  local Ray instance bound to 127.0.0.1. Tasks write their run directories to the sweep directory,
+  which must therefore be on storage every Ray node shares (on a local instance it is).
 """
 
 from __future__ import annotations
@@ -64,3 +67,59 @@ class LocalProcessExecutor:
                     p = running.pop(fut)
                     ok, err = fut.result()
                     yield p, ok, err
+
+
+def _check_reachable(address: str) -> None:
+    """Ray waits a long time for a cluster that is not there: fail at once if nothing listens."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        raise UserError(f"--ray {address}: expected HOST:PORT (or ray://HOST:PORT) of a Ray cluster's head node")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except OSError as exc:
+        raise UserError(f"--ray {address}: cannot connect to a Ray cluster there ({exc})") from None
+
+
+class RayExecutor:
+    """Points as tasks on a Ray cluster (`address`) or, with address None, on a local instance of
+    `workers` CPUs bound to 127.0.0.1 without dashboard. One CPU per task."""
+
+    def __init__(self, address: str | None, workers: int) -> None:
+        self.address, self.workers = address, workers
+
+    def _init(self):
+        try:
+            import ray
+        except ImportError:  # pragma: no cover - flwr[simulation] brings ray
+            raise UserError("--ray needs the ray package (pip install 'flwr[simulation]')") from None
+        os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+        if self.address:
+            _check_reachable(self.address)
+            try:
+                ray.init(address=self.address, logging_level=30, log_to_driver=False)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise UserError(f"--ray {self.address}: cannot connect to a Ray cluster there ({exc})") from None
+        else:
+            ray.init(num_cpus=self.workers, include_dashboard=False, _node_ip_address="127.0.0.1",
+                     logging_level=30, log_to_driver=False)
+        return ray
+
+    def run(self, points: list[Point], run_dir: Callable[[Point], Path], output_dir: str) -> Iterator[Outcome]:
+        ray = self._init()
+        try:
+            task = ray.remote(num_cpus=1, max_retries=0)(run_point)
+            pending = {task.remote(p.config, str(run_dir(p)), output_dir): p for p in points}
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    p = pending.pop(ref)
+                    try:
+                        ok, err = ray.get(ref)
+                    except Exception as exc:  # noqa: BLE001 - a lost task or node: reported per point
+                        ok, err = False, f"Ray task failed: {type(exc).__name__}: {exc}"
+                    yield p, ok, err
+        finally:
+            ray.shutdown()
