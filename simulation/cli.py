@@ -29,7 +29,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks of the project's speed and memory targets")
-    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp,secagg,utility}")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp,secagg,utility,runs}")
+    br = bsub.add_parser("runs", help="whole runs: DP and SecAgg+ vs non-private wall time, time shares, round growth")
+    br.add_argument("--rounds", type=int, default=30)
+    br.add_argument("--json", help="also write the results to this JSON file")
     bu = bsub.add_parser("utility", help="macro-F1 drop of record- and person-level epsilon 8 vs non-private, 30 rounds")
     bu.add_argument("--rounds", type=int, default=30)
     bu.add_argument("--json", help="also write the results to this JSON file")

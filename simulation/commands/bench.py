@@ -77,7 +77,21 @@ def _utility(args: argparse.Namespace, console: Console) -> dict:
     return r
 
 
-BENCHES = {"secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility}
+def _runs(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.runs import bench_runs
+
+    console.print(f"whole runs of experiments/baseline.toml, {args.rounds} rounds, one NSO at a time:")
+    r = bench_runs(args.rounds, progress=console.print)
+    for name, ratio in r["ratio"].items():
+        growth = r["runs"][name]["round_growth"]
+        console.print(f"  {name}: x{ratio:.2f} the non-private run (target <= {r['targets']['ratio']}): "
+                      + verdict(r["meets_target"]["ratio"][name])
+                      + f"; last round {growth:+.0%} vs round 2 (target <= +{r['targets']['round_growth']:.0%}): "
+                      + verdict(r["meets_target"]["round_growth"][name]))
+    return r
+
+
+BENCHES = {"secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility, "runs": _runs}
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
