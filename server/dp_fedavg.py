@@ -146,6 +146,8 @@ class DPFedAvg(_Strict, FedAvg):
         vectors = [parameters_to_ndarrays(res.parameters) for res in contributions]
         average = [np.mean([v[i] for v in vectors], axis=0) for i in range(len(self._global))]  # SecAgg+: all equal
         update = [a * len(contributions) / self.dp.expected_persons for a in average]
+        if not all(np.isfinite(u).all() for u in update):
+            raise RoundFailed(f"round {server_round}: the aggregate holds non-finite values; the model is not updated")
         step = self._step(update, self.dp.noise_variance(len(contributions)))
         new = [(g + s).astype(g.dtype) for g, s in zip(self._global, step)]
         self._account(server_round, len(contributions))

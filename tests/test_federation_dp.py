@@ -99,3 +99,27 @@ def test_noise_shares_lie_on_the_secagg_grid_and_pass_its_quantizer_unchanged():
     assert np.std(noise) == pytest.approx(0.3, rel=0.05)  # the share carries the accounted noise
     with pytest.raises(GridOverflow, match="less noise than accounted"):
         noisy_share(sums, 0.3, grid_step(0.5, q), 0.5, rng)
+
+
+def test_a_diverging_person_counts_as_zero_and_a_non_finite_share_is_never_sent():
+    import torch
+
+    from clients.model import ModelConfig, build_model
+    from clients.privacy.person_updates import clipped_update_sum
+    from datasets.prepared import Arrays
+
+    rng = np.random.default_rng(0)
+    n = 40
+    model = build_model(ModelConfig(hidden=8, layers=1), 0)
+    features = model.trunk[0].in_features
+    data = Arrays(rng.normal(size=(n, features)).astype(np.float32), rng.integers(0, 13, n),
+                  np.full(n, np.nan, np.float32), np.repeat(np.arange(4), 10))
+    sums, stats = clipped_update_sum(model, data, np.arange(4), 3, 0.1, 1.0, 0.2)
+    norm = np.sqrt(sum((s ** 2).sum() for s in sums))
+    assert 0 < norm <= 4.0 + 1e-6 and stats["diverged"] == 0  # four persons, each clipped to 1
+    with torch.no_grad():
+        model.head.weight.fill_(1e30)  # every local step now overflows
+    sums, stats = clipped_update_sum(model, data, np.arange(4), 3, 0.1, 1.0, 0.2)
+    assert stats["diverged"] == 4 and all(np.isfinite(s).all() for s in sums)
+    with pytest.raises(GridOverflow, match="non-finite"):
+        noisy_share([np.array([np.nan, 0.0])], 0.1, grid_step(8.0, 2**22), 8.0, rng)

@@ -50,6 +50,9 @@ def noisy_share(sums: list[np.ndarray], noise_std: float, step: float, clipping_
         rounded = np.floor(s / step + rng.random(s.shape)) * step
         noise = np.round(rng.normal(0.0, noise_std, s.shape) / step) * step
         v = rounded + noise
+        if not np.isfinite(v).all():
+            raise GridOverflow("the noisy sum holds non-finite values (the global model diverged?); SecAgg+ would "
+                               "quantize them to garbage, so nothing is sent")
         over = np.abs(v) > clipping_range
         if over.any():
             raise GridOverflow(f"{int(over.sum())} noisy value(s) lie outside +-{clipping_range:g} (largest "

@@ -3,7 +3,8 @@
 Each sampled person's update is computed from that person's windows alone: `local_steps` steps of
 full-batch gradient descent on the person's mean loss, from the global model (the "user update" of
 McMahan et al. 2018, DP-FedAvg). The update (new - global, over the whole model) is clipped to C in
-L2 norm and the clipped updates are summed.
+L2 norm and the clipped updates are summed; an update whose local steps diverged (not finite)
+counts as zero.
 
 The model is a stack of Linear layers with ReLU between (clients/model.py), so every person can get
 a private copy of the weights as one stacked tensor (persons x out x in) and one batched matrix
@@ -73,7 +74,7 @@ def clipped_update_sum(model: ActivityNet, data: Arrays, persons: np.ndarray, lo
     b0 = [layer.bias.detach() for layer in layers]
     total_w = [torch.zeros_like(w) for w in w0]
     total_b = [torch.zeros_like(b) for b in b0]
-    clipped = 0
+    clipped = diverged = 0
     for lo in range(0, len(persons), chunk):
         group = persons[lo:lo + chunk]
         x, y, wb, mask = _padded(data, group, starts, counts)
@@ -92,8 +93,14 @@ def clipped_update_sum(model: ActivityNet, data: Arrays, persons: np.ndarray, lo
             dw = [w - w_ for w, w_ in zip(ws, w0)]
             db = [b - b_ for b, b_ in zip(bs, b0)]
             norm = torch.sqrt(sum((d * d).sum((1, 2)) for d in dw) + sum((d * d).sum(1) for d in db))
-            scale = (clip / (norm + 1e-12)).clamp(max=1.0)
+            # A person whose local steps diverged contributes nothing: zero is within the clipping bound,
+            # and depends on that person's own data only, so the sensitivity stays C.
+            finite = torch.isfinite(norm)
+            scale = torch.where(finite, (clip / (norm + 1e-12)).clamp(max=1.0), torch.zeros_like(norm))
+            dw = [torch.where(finite[:, None, None], d, torch.zeros_like(d)) for d in dw]
+            db = [torch.where(finite[:, None], d, torch.zeros_like(d)) for d in db]
             clipped += int((norm > clip).sum())
+            diverged += int((~finite).sum())
             for t, d in zip(total_w, dw):
                 t += torch.einsum("k,koi->oi", scale, d)
             for t, d in zip(total_b, db):
@@ -103,4 +110,4 @@ def clipped_update_sum(model: ActivityNet, data: Arrays, persons: np.ndarray, lo
         by_name[id(layer.weight)], by_name[id(layer.bias)] = tw, tb
     params = dict(model.named_parameters())
     sums = [by_name[id(params[name])].numpy().astype(np.float64) for name in model.state_dict()]
-    return sums, {"persons": len(persons), "clipped": clipped}
+    return sums, {"persons": len(persons), "clipped": clipped, "diverged": diverged}
