@@ -29,7 +29,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks of the project's speed and memory targets")
-    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp,secagg,utility,runs}")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp,secagg,utility,runs,scale}")
+    bsc = bsub.add_parser("scale", help="generation, preparation and training at x1, x4, x16 persons: linear?")
+    bsc.add_argument("--rounds", type=int, default=1)
+    bsc.add_argument("--json", help="also write the results to this JSON file")
     br = bsub.add_parser("runs", help="whole runs: DP and SecAgg+ vs non-private wall time, time shares, round growth")
     br.add_argument("--rounds", type=int, default=30)
     br.add_argument("--json", help="also write the results to this JSON file")

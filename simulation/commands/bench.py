@@ -91,7 +91,21 @@ def _runs(args: argparse.Namespace, console: Console) -> dict:
     return r
 
 
-BENCHES = {"secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility, "runs": _runs}
+def _scale(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.scale import bench_scale
+
+    console.print("population x1, x4, x16 (default NSOs), each in a fresh process:")
+    r = bench_scale(args.rounds, progress=console.print)
+    g = r["per_window_cost_ratio_last_to_first"]
+    console.print("  cost per window x16 / x1: " + ", ".join(f"{k} {v:.2f}" for k, v in g.items())
+                  + f"; time {'linear' if r['linear_time'] else 'NOT linear'}, memory "
+                  + f"{'linear' if r['linear_memory'] else 'NOT linear'} (bytes per added window "
+                  + " -> ".join(f"{b:,.0f}" for b in r["marginal_bytes_per_window"])
+                  + f"; tolerance {r['tolerance']:.0%})")
+    return r
+
+
+BENCHES = {"scale": _scale, "secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility, "runs": _runs}
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
