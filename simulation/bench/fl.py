@@ -16,11 +16,12 @@ from datasets.prepared import load_holdout, load_partition, prepare
 from server.config import FederationConfig
 
 from ..config import ExperimentConfig
-from ..engines.local import run_local
+from ..engines.local import default_threads, run_local
 from ..experiment import app_run_config
 from .common import ten_nso_windows
 
 FL_TARGET_RATIO = 1.15
+THREADS_TARGET_RATIO = 0.65  # a run on every core against the same run on one
 
 
 def _direct(parts, holdout, cfg: ExperimentConfig, rounds: int) -> tuple[float, float]:
@@ -48,20 +49,22 @@ def _direct(parts, holdout, cfg: ExperimentConfig, rounds: int) -> tuple[float, 
     return time.perf_counter() - start, train_s
 
 
-def _federated(cfg: ExperimentConfig, data_dir: str, out: Path) -> float:
+def _federated(cfg: ExperimentConfig, data_dir: str, out: Path, threads: int = 1) -> float:
     rc = app_run_config(cfg, data_dir, str(out), quiet=True)
     start = time.perf_counter()
-    run_local(rc, data_dir)
+    run_local(rc, data_dir, threads=threads)
     return time.perf_counter() - start
 
 
 def bench_fl(rounds: int = 20, persons_scale: float = 0.5, repeats: int = 2) -> dict:
-    """Framework overhead of the local engine: a full federated run against the same computations
-    (each NSO's training and evaluation, the central evaluation) called directly, side by side."""
+    """Framework overhead of the local engine: a full federated run (one NSO at a time) against the
+    same computations (each NSO's training and evaluation, the central evaluation) called directly,
+    side by side; and the same run with a round's NSOs on every core."""
     windows = ten_nso_windows(persons_scale)
     cfg = ExperimentConfig(federation=FederationConfig(rounds=rounds))
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    direct_s, train_s, fl_s = [], [], []
+    direct_s, train_s, fl_s, par_s = [], [], [], []
+    threads = default_threads(10)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = str(Path(tmp) / "data")
         index = prepare(windows, data_dir, cfg.seed, cfg.data.test_fraction, cfg.data.holdout_fraction)
@@ -74,6 +77,7 @@ def bench_fl(rounds: int = 20, persons_scale: float = 0.5, repeats: int = 2) -> 
             direct_s.append(d)
             train_s.append(t)
             fl_s.append(_federated(cfg, data_dir, Path(tmp) / f"run{rep}"))
+            par_s.append(_federated(cfg, data_dir, Path(tmp) / f"par{rep}", threads))
     best_direct, best_fl, best_train = min(direct_s), min(fl_s), min(train_s)
     return {
         "benchmark": "fl", "nsos": len(nsos), "rounds": rounds, "windows": int(len(windows)),
@@ -82,5 +86,8 @@ def bench_fl(rounds: int = 20, persons_scale: float = 0.5, repeats: int = 2) -> 
         "overhead_ratio": round(best_fl / best_direct, 3),
         "ratio_to_training_only": round(best_fl / best_train, 3),
         "target_ratio": FL_TARGET_RATIO, "meets_target": bool(best_fl / best_direct <= FL_TARGET_RATIO),
-        "runs": {"direct_s": direct_s, "local_engine_s": fl_s},
+        "threads": threads, "local_engine_threads_s": round(min(par_s), 3),
+        "threads_ratio": round(min(par_s) / best_fl, 3), "threads_target_ratio": THREADS_TARGET_RATIO,
+        "meets_threads_target": bool(min(par_s) / best_fl <= THREADS_TARGET_RATIO),
+        "runs": {"direct_s": direct_s, "local_engine_s": fl_s, "local_engine_threads_s": par_s},
     }
