@@ -29,7 +29,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks of the project's speed and memory targets")
-    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp,secagg,utility,runs,scale}")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp,secagg,utility,runs,scale,peers}")
+    bp = bsub.add_parser("peers", help="ppml run against Flower's example recipe (Simulation Engine + Opacus per round)")
+    bp.add_argument("--rounds", type=int, default=5)
+    bp.add_argument("--json", help="also write the results to this JSON file")
     bsc = bsub.add_parser("scale", help="generation, preparation and training at x1, x4, x16 persons: linear?")
     bsc.add_argument("--rounds", type=int, default=1)
     bsc.add_argument("--json", help="also write the results to this JSON file")
