@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 SCRIPT = r"""
 set -u
 ip link set lo up
-export PATH="$BIN:$PATH" FLWR_HOME="$TMP/flwr-home" RAY_DISABLE_USAGE_STATS=1
+export PATH="$BIN:$PATH" FLWR_HOME="$TMP/flwr-home" RAY_DISABLE_USAGE_STATS=1 FLWR_TELEMETRY_ENABLED=0
 flower-superlink --insecure --simulation --isolation subprocess --host 127.0.0.1 --port 39091 \
   --control-api-address 127.0.0.1:39093 --disable-runtime-dependency-installation > "$TMP/superlink.log" 2>&1 &
 SL=$!

@@ -111,3 +111,14 @@ def test_round_recorder_appends_each_round_as_it_ends(tmp_path):
                                                                                        "reason": "boom"}
     rec.save_model([np.ones(3)])
     assert np.load(tmp_path / "model.npz")["arr_0"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_flower_telemetry_is_off_before_flower_loads():
+    """Flower posts usage events to its own server by default; nothing here may talk beyond 127.0.0.1."""
+    import subprocess
+    import sys
+
+    code = "import simulation.cli, flwr.supercore.telemetry as t; print(t.FLWR_TELEMETRY_ENABLED)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={k: v for k, v in __import__("os").environ.items() if k != "FLWR_TELEMETRY_ENABLED"})
+    assert out.stdout.strip() == "0", out.stderr
