@@ -1,154 +1,24 @@
-"""The NSO ClientApp. One node = one NSO; it trains and evaluates only on its own persons.
+"""The NSO ClientApp: the SecAgg+ and dropout mods around an NSOClient (clients/nso_client.py).
 
-Legacy NumPyClient via client_fn: SecAgg+ in flwr 1.41 needs replies in the fit format
-(see ../shared/DESIGN.md, decision 2).
+Kept light on purpose: the deployment engine starts a ClientApp process for every Flower message,
+and only training and evaluation messages reach the client; SecAgg+'s setup, share-keys and unmask
+stages are answered by the mod, so importing torch and Opacus waits until a client is built.
 """
 
 from __future__ import annotations
 
-import zlib
-
-import numpy as np
-import torch
 from flwr.app import Context
-from flwr.client import ClientApp, NumPyClient
+from flwr.client import ClientApp
 
-from datasets.errors import UserError
-from datasets.prepared import load_partition, read_index
-from datasets.synthetic.default_data import default_data_dir
-
-from .model import ModelConfig, build_model, get_weights, set_weights
-from .privacy.accounting import DELTA_KEY, PrivacyLedger, calibrate
-from .privacy.config import PrivacyConfig
-from .privacy.dp_sgd import dp_train
-from .privacy.noise_share import noisy_share
-from .privacy.person_updates import clipped_update_sum
-from .privacy.sampling import sample_rate, steps_per_round, units
-from .run_config import section
-from .secure_aggregation.mod import clipped_count, make_mods
-from .training import TrainingConfig, evaluate, train
-
-
-
-def round_seed(seed: int, nso: str, server_round: int) -> int:
-    """Distinct, reproducible stream per (experiment seed, NSO, round)."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(nso.encode()), server_round]).generate_state(1)[0])
-
-
-def resolve_nso(context: Context, rc: dict) -> tuple[str, str]:
-    """(data directory, NSO code) of this node: named by its node config, or by partition id."""
-    nc = context.node_config
-    data_dir = str(nc.get("data-dir") or rc.get("data-dir") or "") or default_data_dir()
-    if "nso" in nc:
-        return data_dir, str(nc["nso"])
-    nsos = read_index(data_dir)["nsos"]
-    pid = int(nc.get("partition-id", 0))
-    if not 0 <= pid < len(nsos):
-        raise ValueError(f"partition-id {pid} out of range: the data hold {len(nsos)} NSOs {nsos}")
-    return data_dir, nsos[pid]
-
-
-class NSOClient(NumPyClient):
-    def __init__(self, context: Context, rc: dict) -> None:
-        self.seed = int(rc.get("seed", 0))
-        self.model_cfg = section(rc, "model", ModelConfig)
-        self.train_cfg = section(rc, "training", TrainingConfig)
-        self.privacy = section(rc, "privacy", PrivacyConfig)
-        self.rounds = int(rc.get("federation.rounds", 1))
-        data_dir, self.nso = resolve_nso(context, rc)
-        self.data = load_partition(data_dir, self.nso)
-        self.model = build_model(self.model_cfg, self.seed)
-        self.context = context
-
-    def fit(self, parameters, config):
-        set_weights(self.model, parameters)
-        server_round = int(config.get("server_round", 0))
-        seed = round_seed(self.seed, self.nso, server_round)
-        torch.set_num_threads(1)
-        if self.privacy.federation:
-            return self._federation_fit(seed, config)
-        if self.privacy.enabled:
-            return self._dp_fit(parameters, seed, config)
-        stats = train(self.model, self.data.train, self.train_cfg, self.model_cfg, seed,
-                      float(config.get("proximal_mu", 0.0)))
-        return self._reply(parameters, len(self.data.train), {"nso": self.nso, **stats}, config)
-
-    def _reply(self, global_weights, num_examples: int, metrics: dict, config):
-        """Send the model delta (new - global), not weights: SecAgg+ clips and quantizes values to
-        +-clipping_range, which fits small deltas far better than weights; the strategy adds the
-        averaged delta to the global model."""
-        delta = [new - old for new, old in zip(get_weights(self.model), global_weights)]
-        if "secagg_clipping_range" in config:
-            metrics["secagg_clipped"] = clipped_count(delta, num_examples, float(config["secagg_max_weight"]),
-                                                      float(config["secagg_clipping_range"]))
-        return delta, num_examples, metrics
-
-    def _dp_fit(self, parameters, seed: int, config):
-        """One round of DP-SGD, accounted in the node's persistent ledger; never past the budget."""
-        p, data = self.privacy, self.data.train
-        n_units = units(data, p.unit)
-        delta = self._delta(config, n_units)
-        q = sample_rate(p, self.train_cfg, data)
-        steps = steps_per_round(q, self.train_cfg.local_epochs, p.steps_per_round)
-        ledger = PrivacyLedger(self.context.state)
-        if ledger.noise_multiplier is None:
-            ledger.noise_multiplier = p.noise_multiplier or calibrate(
-                p.target_epsilon, delta, q, steps * self.rounds, p.accountant)
-        sigma = ledger.noise_multiplier
-        spent = ledger.epsilon(delta, p.accountant)
-        after = ledger.epsilon_after(sigma, q, steps, delta, p.accountant)
-        report = {"nso": self.nso, "noise_multiplier": sigma, "sample_rate": q, "delta": delta,
-                  "units": n_units, "max_grad_norm": p.max_grad_norm}
-        if p.budget is not None and after > p.budget * (1 + 1e-9):
-            # The next round would overspend: stop training, send back the global model unchanged.
-            zero = [np.zeros_like(w) for w in parameters]
-            return zero, 0, {**report, "epsilon": spent, "steps": 0, "budget_exhausted": 1}
-        stats = dp_train(self.model, data, self.train_cfg, self.model_cfg, p.unit, sigma, p.max_grad_norm, q,
-                         steps, seed)
-        ledger.add(sigma, q, steps)
-        return self._reply(parameters, len(data), {**report, **stats, "epsilon": after, "budget_exhausted": 0}, config)
-
-    def _federation_fit(self, seed: int, config):
-        """DP-FedAvg with distributed noise (server/dp_fedavg.py): Poisson-sample persons at the
-        server's rate, sum their clipped updates, add this NSO's noise share on the SecAgg+ grid.
-        The reply's weight is 1 whatever the data, and its metrics say nothing about the persons."""
-        missing = [k for k in ("fdp_sample_rate", "fdp_clip", "fdp_noise_std", "fdp_grid_step", "fdp_clipping_range")
-                   if k not in config]
-        if missing:
-            raise UserError(f"the server sent no {missing} with the training instructions; privacy.scope = "
-                            "'federation' needs the ServerApp of the same nso-ppml version")
-        rng = np.random.default_rng(seed)
-        data = self.data.train
-        sampled = np.nonzero(rng.random(units(data, "person")) < float(config["fdp_sample_rate"]))[0]
-        sums, _ = clipped_update_sum(self.model, data, sampled, self.privacy.local_steps, self.privacy.local_lr,
-                                     float(config["fdp_clip"]), self.model_cfg.wellbeing_weight)
-        share = noisy_share(sums, float(config["fdp_noise_std"]), float(config["fdp_grid_step"]),
-                            float(config["fdp_clipping_range"]), rng)
-        return share, 1, {"nso": self.nso, "noise_std": float(config["fdp_noise_std"])}
-
-    def _delta(self, config, n_units: int) -> float:
-        """The run's one delta, sent by the server (clients/privacy/accounting.resolve_delta), so
-        every NSO accounts with the same delta under every engine, `flwr run .` included."""
-        if DELTA_KEY not in config:
-            raise UserError("the server sent no privacy delta with the training instructions; the ServerApp and "
-                            "ClientApp come from different versions of nso-ppml")
-        delta = float(config[DELTA_KEY])
-        if delta >= 1.0 / max(n_units, 1):
-            raise UserError(f"privacy.delta = {delta:g} is not below 1/n = {1 / n_units:g} for NSO {self.nso} "
-                            f"({n_units} {self.privacy.unit}s)")
-        return delta
-
-    def evaluate(self, parameters, config):
-        set_weights(self.model, parameters)
-        m = evaluate(self.model, self.data.test, self.model_cfg)
-        return m["loss"], len(self.data.test), {"nso": self.nso, "accuracy": m["accuracy"],
-                                                "macro_f1": m["macro_f1"], "wellbeing_mae": m["wellbeing_mae"]}
+from .secure_aggregation.mod import make_mods
 
 
 def make_client_app(run_config: dict | None = None) -> ClientApp:
     """A ClientApp whose run config is `run_config` over Flower's (engines that cannot pass one)."""
 
     def client_fn(context: Context):
+        from .nso_client import NSOClient
+
         return NSOClient(context, {**context.run_config, **(run_config or {})}).to_client()
 
     return ClientApp(client_fn=client_fn, mods=make_mods(run_config or {}))

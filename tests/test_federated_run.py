@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import clients.app
+import clients.nso_client
 from simulation.cli import main
 from simulation.config import load_config
 
@@ -53,14 +54,14 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
 
 
 def test_a_failing_client_fails_the_run_with_its_reason(tmp_path, monkeypatch, capsys):
-    original_fit = clients.app.NSOClient.fit
+    original_fit = clients.nso_client.NSOClient.fit
 
     def fit(self, parameters, config):
         if self.nso == "NL" and int(config["server_round"]) == 2:
             raise RuntimeError("disk full while training")
         return original_fit(self, parameters, config)
 
-    monkeypatch.setattr(clients.app.NSOClient, "fit", fit)
+    monkeypatch.setattr(clients.nso_client.NSOClient, "fit", fit)
     code, out = _run(tmp_path, "f")
     err = capsys.readouterr().err
     assert code == 2

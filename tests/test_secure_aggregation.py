@@ -11,6 +11,7 @@ from flwr.common.secure_aggregation.quantization import quantize
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 
 import clients.app
+import clients.nso_client
 from datasets.synthetic.generator import GeneratorSettings, generate
 from datasets.prepared import prepare
 from simulation.cli import main
@@ -56,14 +57,14 @@ def test_server_sees_only_masked_vectors_and_the_aggregate_is_exact(tmp_path, mo
     data_dir = tmp_path / "data"
     prepare(windows, data_dir, 0, 0.2, 0.1)
     true_updates: dict[str, list[np.ndarray]] = {}
-    original = clients.app.NSOClient._reply
+    original = clients.nso_client.NSOClient._reply
 
     def spy(self, global_weights, num_examples, metrics, config):
         reply = original(self, global_weights, num_examples, metrics, config)
         true_updates[self.nso] = reply[0]
         return reply
 
-    monkeypatch.setattr(clients.app.NSOClient, "_reply", spy)
+    monkeypatch.setattr(clients.nso_client.NSOClient, "_reply", spy)
     cfg = ExperimentConfig.model_validate({"federation": {"rounds": 1}, "secure_aggregation": {"enabled": True}})
     grid = run_local(app_run_config(cfg, str(data_dir), str(tmp_path / "run"), quiet=True), str(data_dir),
                      record_replies=True)

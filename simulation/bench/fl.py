@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from clients.app import round_seed
+from clients.nso_client import round_seed
 from clients.model import build_model, get_weights, set_weights
 from clients.training import evaluate, train
 from datasets.prepared import load_holdout, load_partition, prepare

@@ -4,7 +4,7 @@ process: wall time ratio, where the time goes (training, accounting, aggregation
 how round time changes from round 2 to the last round (it must not grow: accounting at constant
 cost). One NSO at a time (local_threads = 1), so the shares add up.
 
-Time shares come from timers wrapped around the functions that do each job (clients.app's train,
+Time shares come from timers wrapped around the functions that do each job (clients.nso_client's train,
 dp_train, evaluate and ledger calls; the server's central evaluation and aggregation); what is left
 is framework and protocol (Flower, SecAgg+ stages).
 """
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-import clients.app
+import clients.nso_client
 import server.app
 import server.strategy
 from clients.privacy.accounting import PrivacyLedger
@@ -47,9 +47,9 @@ SHAPES = {  # name -> overrides of experiments/baseline.toml
 @contextmanager
 def _timers(spent: dict[str, float]):
     """Wrap the functions that train, account, aggregate and evaluate; restore them afterwards."""
-    targets = [(clients.app, "train", "training"), (clients.app, "dp_train", "training"),
-               (clients.app, "evaluate", "evaluation"), (server.app, "evaluate", "evaluation"),
-               (clients.app, "calibrate", "accounting"), (PrivacyLedger, "epsilon", "accounting"),
+    targets = [(clients.nso_client, "train", "training"), (clients.nso_client, "dp_train", "training"),
+               (clients.nso_client, "evaluate", "evaluation"), (server.app, "evaluate", "evaluation"),
+               (clients.nso_client, "calibrate", "accounting"), (PrivacyLedger, "epsilon", "accounting"),
                (PrivacyLedger, "epsilon_after", "accounting"), (PrivacyLedger, "add", "accounting"),
                (server.strategy._Strict, "aggregate_fit", "aggregation")]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
