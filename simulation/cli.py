@@ -29,7 +29,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks of the project's speed and memory targets")
-    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp,secagg,utility,runs,scale,peers}")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp,secagg,utility,runs,scale,peers,deployment}")
+    bde = bsub.add_parser("deployment", help="a 3-NSO SecAgg+ round: deployment engine vs local (target <= 3x)")
+    bde.add_argument("--rounds", type=int, default=3)
+    bde.add_argument("--json", help="also write the results to this JSON file")
     bp = bsub.add_parser("peers", help="ppml run against Flower's example recipe (Simulation Engine + Opacus per round)")
     bp.add_argument("--rounds", type=int, default=5)
     bp.add_argument("--json", help="also write the results to this JSON file")

@@ -117,7 +117,16 @@ def _peers(args: argparse.Namespace, console: Console) -> dict:
     return r
 
 
-BENCHES = {"peers": _peers, "scale": _scale, "secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility, "runs": _runs}
+def _deployment(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.deployment import bench_deployment
+
+    console.print(f"3 NSOs, SecAgg+ and DP, {args.rounds} rounds: deployment engine vs local engine:")
+    r = bench_deployment(args.rounds, progress=console.print)
+    console.print(f"  ratio {r['ratio']:.1f} (target <= {r['target_ratio']:g}): " + verdict(r["meets_target"]))
+    return r
+
+
+BENCHES = {"deployment": _deployment, "peers": _peers, "scale": _scale, "secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility, "runs": _runs}
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
