@@ -22,6 +22,11 @@ bench: $(STAMP)
 	$(BIN)/ppml bench fl
 	$(BIN)/ppml bench dp
 	$(BIN)/ppml bench secagg
+	$(BIN)/ppml bench runs
+	$(BIN)/ppml bench utility
+	$(BIN)/ppml bench scale
+	$(BIN)/ppml bench deployment
+	$(BIN)/ppml bench peers
 
 clean:
 	rm -rf $(VENV) runs
