@@ -104,11 +104,13 @@ class NSOClient(NumPyClient):
         if p.budget is not None and after > p.budget * (1 + 1e-9):
             # The next round would overspend: stop training, send back the global model unchanged.
             zero = [np.zeros_like(w) for w in parameters]
-            return zero, 0, {**report, "epsilon": spent, "steps": 0, "budget_exhausted": 1}
+            return zero, 0, {**report, "epsilon": spent, "steps": 0, "budget_exhausted": 1,
+                             "rounds_accounted": len(ledger.history)}
         stats = dp_train(self.model, data, self.train_cfg, self.model_cfg, p.unit, sigma, p.max_grad_norm, q,
                          steps, seed)
         ledger.add(sigma, q, steps)
-        return self._reply(parameters, len(data), {**report, **stats, "epsilon": after, "budget_exhausted": 0}, config)
+        return self._reply(parameters, len(data), {**report, **stats, "epsilon": after, "budget_exhausted": 0,
+                                                   "rounds_accounted": len(ledger.history)}, config)
 
     def _federation_fit(self, seed: int, config):
         """DP-FedAvg with distributed noise (server/dp_fedavg.py): Poisson-sample persons at the

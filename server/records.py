@@ -104,7 +104,9 @@ class RoundRecorder:
         self.current["secagg.quantization_error_bound"] = bound
 
     def dropped(self, server_round: int, reasons: list[str]) -> None:
-        self.current["secagg.dropped"] = json.dumps(reasons)
+        """NSOs lost in this round (training and evaluation both add to the round's list)."""
+        earlier = json.loads(self.current.get("secagg.dropped", "[]"))
+        self.current["secagg.dropped"] = json.dumps(earlier + reasons)
         if not self.quiet:
             print(f"round {server_round}: {len(reasons)} NSO(s) dropped out, aggregated without them: "
                   + "; ".join(reasons), file=sys.stderr, flush=True)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = {"data": {"generate": {"nsos": ["FI", "NL", "PL"], "persons_scale": 0.3}},
         "federation": {"rounds": 2},
         "privacy": {"enabled": True, "noise_multiplier": 1.0},
-        "secure_aggregation": {"enabled": True, "timeout_s": 20.0}}
+        "secure_aggregation": {"enabled": True, "timeout_s": 60.0}}
 
 DRIVER = textwrap.dedent(r"""
     import json, subprocess, sys

@@ -122,3 +122,21 @@ def test_flower_telemetry_is_off_before_flower_loads():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={k: v for k, v in __import__("os").environ.items() if k != "FLWR_TELEMETRY_ENABLED"})
     assert out.stdout.strip() == "0", out.stderr
+
+
+def test_a_round_whose_reply_was_lost_stays_in_the_privacy_history():
+    """An NSO trained in round 1 but its reply timed out; its round-2 reply says it accounted 2 rounds."""
+    from clients.privacy.accounting import epsilon_of
+    from simulation.config import ExperimentConfig
+    from simulation.results.summary import privacy_summary
+
+    cfg = ExperimentConfig.model_validate({"privacy": {"enabled": True, "noise_multiplier": 1.0, "delta": 1e-5}})
+    two = epsilon_of([(1.0, 0.05, 20)] * 2, 1e-5, "rdp")
+    rows = [{"round": 1},
+            {"round": 2, "fit.A.steps": 20, "fit.A.epsilon": two, "fit.A.sample_rate": 0.05,
+             "fit.A.noise_multiplier": 1.0, "fit.A.rounds_accounted": 2}]
+    p = privacy_summary(cfg, rows, ["A"])
+    hist = p["history"]["A"]
+    assert [h["round"] for h in hist] == [None, 2] and hist[0]["reply_lost"]
+    assert epsilon_of([(h["noise_multiplier"], h["sample_rate"], h["steps"]) for h in hist], 1e-5, "rdp") == \
+        pytest.approx(p["per_nso_epsilon"]["A"], rel=1e-12)

@@ -64,6 +64,17 @@ def federation_privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]]
     }
 
 
+def _lost_replies(history: list[dict[str, Any]], entry: dict[str, Any], accounted: int | None) -> None:
+    """An NSO that trained in a round whose reply never reached the server (a timeout) still spent
+    that round: its ledger counts it, so its next reply's `rounds_accounted` exceeds the rounds the
+    server saw. The missing rounds ran with the same noise, rate and steps (fixed for the run), and
+    are added to the history as such, marked `reply_lost`, so the history reproduces the epsilon."""
+    if accounted is None:
+        return
+    for _ in range(int(accounted) - len(history) - 1):
+        history.append({**entry, "round": None, "reply_lost": True})
+
+
 def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: list[str],
                     events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything needed to recompute each NSO's epsilon with another accountant (docs/privacy.md)."""
@@ -83,8 +94,10 @@ def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: lis
             if row.get(f"fit.{n}.budget_exhausted") and exhausted[n] is None:
                 exhausted[n] = row["round"]
             if steps > 0:
-                history[n].append({"round": row["round"], "sample_rate": row[f"fit.{n}.sample_rate"],
-                                   "noise_multiplier": row[f"fit.{n}.noise_multiplier"], "steps": int(steps)})
+                entry = {"round": row["round"], "sample_rate": row[f"fit.{n}.sample_rate"],
+                         "noise_multiplier": row[f"fit.{n}.noise_multiplier"], "steps": int(steps)}
+                _lost_replies(history[n], entry, row.get(f"fit.{n}.rounds_accounted"))
+                history[n].append(entry)
     return {
         "enabled": True, "scope": "nso", "epsilon": max(epsilon.values()) if epsilon else 0.0,
         "per_nso_epsilon": epsilon,
