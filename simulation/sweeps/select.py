@@ -31,6 +31,8 @@ def tuned(table: pd.DataFrame, by: str = "validation_macro_f1") -> pd.DataFrame:
     setting = [c for c in SETTING_KEYS if c in grid.columns]
     filled = grid.assign(**{k: grid[k].astype(object).where(grid[k].notna(), "-") for k in setting + hyper})
     means = filled.groupby(setting + hyper, dropna=False)[[by, "macro_f1", "accuracy", "epsilon"]].mean().reset_index()
+    if means.groupby(setting, dropna=False).size().max() < 2:
+        return pd.DataFrame()  # one choice per setting (e.g. variants with fixed recipes): nothing was tuned
     best = means.loc[means.groupby(setting, dropna=False)[by].idxmax()]
     return best.rename(columns={by: f"chosen_by_{by}", "macro_f1": "heldout_macro_f1",
                                 "accuracy": "heldout_accuracy"}).reset_index(drop=True)
