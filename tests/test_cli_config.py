@@ -63,3 +63,18 @@ def test_flwr_app_config_in_pyproject_has_every_key_the_apps_read():
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     declared = set(pyproject["tool"]["flwr"]["app"]["config"])
     assert declared == set(app_run_config(ExperimentConfig(), "", "", False))
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["bench", "data", "--windows", "10"], "--windows 10: at least"),
+    (["bench", "fl", "--rounds", "0"], "--rounds 0: must be at least 1"),
+    (["bench", "utility", "--rounds", "0"], "--rounds 0: must be at least 1"),
+    (["bench", "runs", "--rounds", "0"], "--rounds 0: must be at least 1"),
+    (["bench", "scale", "--rounds", "0"], "--rounds 0: must be at least 1"),
+    (["bench", "deployment", "--rounds", "0"], "--rounds 0: must be at least 1"),
+    (["bench", "peers", "--rounds", "0"], "--rounds 0: must be at least 1"),
+])
+def test_every_benchmark_refuses_bad_arguments_before_any_work(capsys, argv, expected):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from datasets.dataset import MIN_PERSONS
 from datasets.errors import UserError
 from datasets.synthetic.generator import DEFAULT_PERSONS, GeneratorSettings, generate
 
