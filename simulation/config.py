@@ -51,8 +51,8 @@ class EngineConfig(BaseModel):
 
     name: Literal["local", "ray", "centralized", "deployment"] = "local"
     ray_num_cpus: int = Field(2, ge=1, le=1024, description="CPUs Ray may use (ray engine)")
-    local_threads: int | None = Field(None, ge=1, le=1024, description="NSOs trained at once by the local engine "
-                                                                        "(default: one per core); results do not change")
+    local_workers: int | None = Field(None, ge=1, le=1024, description="local engine: worker processes that train NSOs "
+                                                                        "at once (default: one per core; 1 under SecAgg+); results do not change")
 
 
 class OutputConfig(BaseModel):

@@ -120,8 +120,8 @@ def test_server_fails_clearly_when_an_nso_node_never_connects():
 
 
 @pytest.mark.parametrize("privacy", [{}, {"enabled": True, "noise_multiplier": 1.0, "unit": "person"}])
-def test_local_engine_with_threads_gives_bit_identical_results(tmp_path, privacy):
-    """NSOs trained concurrently (both cores) give exactly the numbers of the sequential order."""
+def test_local_engine_with_worker_processes_gives_bit_identical_results(tmp_path, privacy):
+    """NSOs trained in worker processes (every core) give exactly the numbers of the sequential order."""
     import numpy as np
 
     from datasets.prepared import prepare
@@ -134,11 +134,11 @@ def test_local_engine_with_threads_gives_bit_identical_results(tmp_path, privacy
     prepare(windows, tmp_path / "data", 0, 0.2, 0.1)
     cfg = ExperimentConfig.model_validate({"federation": {"rounds": 2}, "privacy": privacy})
     runs = {}
-    for threads in (1, 3):
-        out = tmp_path / f"t{threads}"
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
         run_local(app_run_config(cfg, str(tmp_path / "data"), str(out), quiet=True), str(tmp_path / "data"),
-                  threads=threads)
+                  workers=workers)
         rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-        runs[threads] = ([{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows], dict(np.load(out / "model.npz")))
-    assert runs[1][0] == runs[3][0]
-    assert all(np.array_equal(runs[1][1][k], runs[3][1][k]) for k in runs[1][1])
+        runs[workers] = ([{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows], dict(np.load(out / "model.npz")))
+    assert runs[1][0] == runs[2][0]
+    assert all(np.array_equal(runs[1][1][k], runs[2][1][k]) for k in runs[1][1])

@@ -14,7 +14,7 @@ from ..results.metrics import read_metrics
 
 TARGET_RATIO = 3.0
 OVERRIDES = ["data.generate.nsos=['FI','NL','PL']", "data.generate.persons_scale=0.3", "secure_aggregation.enabled=true",
-             "privacy.enabled=true", "privacy.noise_multiplier=1.0", "engine.local_threads=1"]
+             "privacy.enabled=true", "privacy.noise_multiplier=1.0", "engine.local_workers=1"]
 
 
 def bench_deployment(rounds: int = 3, progress=print) -> dict:

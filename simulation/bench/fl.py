@@ -16,12 +16,12 @@ from datasets.prepared import load_holdout, load_partition, prepare
 from server.config import FederationConfig
 
 from ..config import ExperimentConfig
-from ..engines.local import default_threads, run_local
+from ..engines.local import default_workers, run_local
 from ..experiment import app_run_config
 from .common import ten_nso_windows
 
 FL_TARGET_RATIO = 1.15
-THREADS_TARGET_RATIO = 0.65  # a run on every core against the same run on one
+WORKERS_TARGET_RATIO = 0.65  # a run on every core against the same run on one
 
 
 def _direct(parts, holdout, cfg: ExperimentConfig, rounds: int) -> tuple[float, float]:
@@ -49,10 +49,10 @@ def _direct(parts, holdout, cfg: ExperimentConfig, rounds: int) -> tuple[float, 
     return time.perf_counter() - start, train_s
 
 
-def _federated(cfg: ExperimentConfig, data_dir: str, out: Path, threads: int = 1) -> float:
+def _federated(cfg: ExperimentConfig, data_dir: str, out: Path, workers: int = 1) -> float:
     rc = app_run_config(cfg, data_dir, str(out), quiet=True)
     start = time.perf_counter()
-    run_local(rc, data_dir, threads=threads)
+    run_local(rc, data_dir, workers=workers)
     return time.perf_counter() - start
 
 
@@ -64,7 +64,7 @@ def bench_fl(rounds: int = 20, persons_scale: float = 0.5, repeats: int = 2) -> 
     cfg = ExperimentConfig(federation=FederationConfig(rounds=rounds))
     logging.getLogger("flwr").setLevel(logging.WARNING)
     direct_s, train_s, fl_s, par_s = [], [], [], []
-    threads = default_threads(10)
+    workers = default_workers(10)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = str(Path(tmp) / "data")
         index = prepare(windows, data_dir, cfg.seed, cfg.data.test_fraction, cfg.data.holdout_fraction)
@@ -77,7 +77,7 @@ def bench_fl(rounds: int = 20, persons_scale: float = 0.5, repeats: int = 2) -> 
             direct_s.append(d)
             train_s.append(t)
             fl_s.append(_federated(cfg, data_dir, Path(tmp) / f"run{rep}"))
-            par_s.append(_federated(cfg, data_dir, Path(tmp) / f"par{rep}", threads))
+            par_s.append(_federated(cfg, data_dir, Path(tmp) / f"par{rep}", workers))
     best_direct, best_fl, best_train = min(direct_s), min(fl_s), min(train_s)
     return {
         "benchmark": "fl", "nsos": len(nsos), "rounds": rounds, "windows": int(len(windows)),
@@ -86,8 +86,8 @@ def bench_fl(rounds: int = 20, persons_scale: float = 0.5, repeats: int = 2) -> 
         "overhead_ratio": round(best_fl / best_direct, 3),
         "ratio_to_training_only": round(best_fl / best_train, 3),
         "target_ratio": FL_TARGET_RATIO, "meets_target": bool(best_fl / best_direct <= FL_TARGET_RATIO),
-        "threads": threads, "local_engine_threads_s": round(min(par_s), 3),
-        "threads_ratio": round(min(par_s) / best_fl, 3), "threads_target_ratio": THREADS_TARGET_RATIO,
-        "meets_threads_target": bool(min(par_s) / best_fl <= THREADS_TARGET_RATIO),
-        "runs": {"direct_s": direct_s, "local_engine_s": fl_s, "local_engine_threads_s": par_s},
+        "workers": workers, "local_engine_workers_s": round(min(par_s), 3),
+        "workers_ratio": round(min(par_s) / best_fl, 3), "workers_target_ratio": WORKERS_TARGET_RATIO,
+        "meets_workers_target": bool(min(par_s) / best_fl <= WORKERS_TARGET_RATIO),
+        "runs": {"direct_s": direct_s, "local_engine_s": fl_s, "local_engine_workers_s": par_s},
     }

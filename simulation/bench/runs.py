@@ -2,7 +2,7 @@
 the non-private run of the same shape (same data, model, training, rounds), side by side in one
 process: wall time ratio, where the time goes (training, accounting, aggregation, evaluation), and
 how round time changes from round 2 to the last round (it must not grow: accounting at constant
-cost). One NSO at a time (local_threads = 1), so the shares add up.
+cost). One NSO at a time (local_workers = 1), so the shares add up.
 
 Time shares come from timers wrapped around the functions that do each job (clients.nso_client's train,
 dp_train, evaluate and ledger calls; the server's central evaluation and aggregation); what is left
@@ -75,7 +75,7 @@ def _timers(spent: dict[str, float]):
 
 def _one(tmp: str, name: str, overrides: list[str], rounds: int) -> dict:
     cfg = load_config(EXPERIMENTS / "baseline.toml", [*overrides, f"federation.rounds={rounds}", f"output.dir='{tmp}'",
-                                                       "engine.local_threads=1"])
+                                                       "engine.local_workers=1"])
     spent: dict[str, float] = defaultdict(float)
     start = time.perf_counter()
     with _timers(spent):

@@ -41,7 +41,7 @@ def _measure(scale: float, rounds: int, queue) -> None:
         logging.getLogger("flwr").setLevel(logging.WARNING)
         start = time.perf_counter()
         run_local(app_run_config(cfg, str(Path(tmp) / "data"), str(Path(tmp) / "run"), quiet=True),
-                  str(Path(tmp) / "data"), threads=1)
+                  str(Path(tmp) / "data"), workers=1)
         train_s = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     queue.put({"persons_scale": scale, "windows": n, "generate_s": round(gen_s, 2), "prepare_s": round(prep_s, 2),

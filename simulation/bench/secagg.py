@@ -34,7 +34,7 @@ def bench_secagg(rounds: int = 3, persons_scale: float = 1.0, repeats: int = 2) 
                 cfg = ExperimentConfig.model_validate({"federation": {"rounds": rounds},
                                                        "secure_aggregation": {"enabled": mode == "secagg"}})
                 out = Path(tmp) / f"{mode}-{rep}"
-                run_local(app_run_config(cfg, data_dir, str(out), quiet=True), data_dir, threads=1)
+                run_local(app_run_config(cfg, data_dir, str(out), quiet=True), data_dir, workers=1)
                 rows = [r for r in read_metrics(out / "metrics.jsonl").rows if r["round"] > 0]
                 runs[mode].append(float(np.mean([r["round_s"] for r in rows])))
                 if mode == "secagg":

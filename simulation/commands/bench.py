@@ -47,8 +47,8 @@ def _fl(args: argparse.Namespace, console: Console) -> dict:
     console.print(f"  local engine (Flower ServerApp + ClientApps): {r['local_engine_s']:.2f} s")
     console.print(f"  overhead ratio {r['overhead_ratio']:.3f} (target <= {FL_TARGET_RATIO}): "
                   + verdict(r["meets_target"]) + f"; against training alone {r['ratio_to_training_only']:.3f}")
-    console.print(f"  {r['threads']} NSOs at a time: {r['local_engine_threads_s']:.2f} s, x{r['threads_ratio']:.2f} the "
-                  f"one-at-a-time run (target <= {r['threads_target_ratio']}): " + verdict(r["meets_threads_target"]))
+    console.print(f"  {r['workers']} worker processes: {r['local_engine_workers_s']:.2f} s, x{r['workers_ratio']:.2f} the "
+                  f"one-at-a-time run (target <= {r['workers_target_ratio']}): " + verdict(r["meets_workers_target"]))
     return r
 
 

@@ -29,19 +29,24 @@ def node_contexts(nsos: list[str], data_dir: str, run_config: dict[str, Any]) ->
     }
 
 
-def default_threads(n_nsos: int) -> int:
-    """One thread per core, no more than NSOs."""
+def default_workers(n_nsos: int) -> int:
+    """One worker process per core, no more than NSOs."""
     return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
                       n_nsos))
 
 
 def run_local(run_config: dict[str, Any], data_dir: str, record_replies: bool = False,
-              threads: int | None = None) -> LocalGrid:
-    """Run the apps on the local Grid, `threads` NSOs at a time (default: one per core); with
-    record_replies the grid keeps every reply it carried (what the server received), for inspection."""
+              workers: int | None = None) -> LocalGrid:
+    """Run the apps on the local Grid, `workers` NSOs at a time in worker processes (default: one per
+    core); with record_replies the grid keeps every reply it carried (what the server received).
+
+    Under SecAgg+ every NSO runs in this process, one after another: the SecAgg+ mod quantizes with
+    numpy's global random state, whose draws must stay in one sequence for bit-identical results."""
     nsos = read_index(data_dir)["nsos"]
+    if run_config.get("secure_aggregation.enabled") in (True, "true", 1):
+        workers = 1
     grid = LocalGrid(make_client_app(), node_contexts(nsos, data_dir, run_config), run_id=1,
-                     threads=threads or default_threads(len(nsos)))
+                     workers=workers or default_workers(len(nsos)))
     if record_replies:
         grid.received = []
     server_ctx = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=dict(run_config))
@@ -54,4 +59,4 @@ def run_local(run_config: dict[str, Any], data_dir: str, record_replies: bool = 
 
 class LocalEngine:
     def run(self, job: EngineRun) -> None:
-        run_local(job.run_config, job.data_dir, threads=job.cfg.engine.local_threads)
+        run_local(job.run_config, job.data_dir, workers=job.cfg.engine.local_workers)

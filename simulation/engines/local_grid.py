@@ -7,36 +7,30 @@ RecordDict object to every node; shared, clients would corrupt each other), repl
 node's id as source, each node keeps one persistent Context, and a ClientApp exception becomes an
 error reply, as under the other engines.
 
-With `threads` > 1 the messages of one push (one per NSO: a round's training or evaluation) are
-delivered concurrently, each NSO on its own Context, so both cores work. Results are bit-identical
-to one thread: every NSO draws from its own seeded generators, and reply ids are given in message
-order. The exception is SecAgg+'s masked-vector stage, which quantizes with numpy's global random
-state: those messages are delivered one by one, in order, so their draws stay in sequence.
+With `workers` > 1 the nodes live in worker processes (node_workers.py) and the messages of one
+push (one per NSO: a round's training or evaluation) run concurrently, so every core works. Results
+are bit-identical to one process: every NSO draws from its own seeded generators, and reply ids are
+given in message order.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-import traceback
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
-from flwr.app import Context, Error, Message, RecordDict
+from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
-CLIENT_APP_RAISED_EXCEPTION = 300  # flwr ErrorCode.CLIENT_APP_RAISED_EXCEPTION
-
+from .node_workers import NodeWorkers, deliver
 
 class LocalGrid(Grid):
     def __init__(self, client_app: ClientApp, contexts: dict[int, Context], run_id: int,
-                 superlink_node_id: int = 1, threads: int = 1) -> None:
-        self.threads = max(1, threads)
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="nso") if self.threads > 1 else None
+                 superlink_node_id: int = 1, workers: int = 1) -> None:
+        self._workers = NodeWorkers(contexts, workers, run_id, superlink_node_id) if workers > 1 else None
         self.client_app = client_app
         self.contexts = contexts
         self._run = Run.create_empty(run_id)
@@ -69,23 +63,7 @@ class LocalGrid(Grid):
         node = msg.metadata.dst_node_id
         if node not in self.contexts:
             raise ValueError(f"message to unknown node {node}")
-        inbound = copy.deepcopy(msg)
-        try:
-            reply = self.client_app(inbound, self.contexts[node])
-            reply = copy.deepcopy(reply)
-        except Exception as exc:  # noqa: BLE001 - becomes an error reply, as under every engine
-            nso = self.contexts[node].node_config.get("nso", node)
-            reason = f"NSO {nso}: {type(exc).__name__}: {exc}"
-            reply = Message(Error(code=CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=inbound)
-            reply.metadata.__dict__["_traceback"] = traceback.format_exc()
-        reply.metadata.__dict__["_src_node_id"] = node
-        reply.metadata.__dict__["_reply_to_message_id"] = msg.metadata.message_id
-        return reply
-
-    @staticmethod
-    def _sequential(messages: list[Message]) -> bool:
-        """SecAgg+ messages: their stages draw from numpy's global random state."""
-        return any(RECORD_KEY_CONFIGS in m.content.config_records for m in messages)
+        return deliver(self.client_app, msg, self.contexts[node])
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         messages = list(messages)
@@ -93,11 +71,16 @@ class LocalGrid(Grid):
             msg.metadata.__dict__["_message_id"] = f"m{next(self._ids)}"
             msg.metadata.__dict__["_run_id"] = self._run.run_id
             msg.metadata.__dict__["_src_node_id"] = self._superlink
-        if self._pool is not None and len(messages) > 1 and not self._sequential(messages):
-            replies = list(self._pool.map(self._deliver, messages))
+        unknown = [m.metadata.dst_node_id for m in messages if m.metadata.dst_node_id not in self.contexts]
+        if unknown:
+            raise ValueError(f"message to unknown node {unknown[0]}")
+        if self._workers is not None:
+            replies = self._workers.deliver(messages)
         else:
             replies = [self._deliver(m) for m in messages]
         for msg, reply in zip(messages, replies):  # ids in message order, whatever finished first
+            reply.metadata.__dict__["_src_node_id"] = msg.metadata.dst_node_id
+            reply.metadata.__dict__["_reply_to_message_id"] = msg.metadata.message_id
             reply.metadata.__dict__["_message_id"] = f"r{next(self._ids)}"
             self.delivered += 1
             if self.received is not None:
@@ -106,8 +89,8 @@ class LocalGrid(Grid):
         return [m.metadata.message_id for m in messages]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
+        if self._workers is not None:
+            self._workers.close()
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return [self._replies.pop(i) for i in message_ids if i in self._replies]

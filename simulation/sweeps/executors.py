@@ -40,8 +40,8 @@ def run_point(config: dict[str, Any], run_dir: str, output_dir: str) -> tuple[bo
     from ..experiment import run_experiment
 
     cfg = ExperimentConfig.model_validate({**config, "output": {"dir": output_dir}})
-    if cfg.engine.local_threads is None:  # the sweep already keeps every core busy, one point each
-        cfg = cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"local_threads": 1})})
+    if cfg.engine.local_workers is None:  # the sweep already keeps every core busy, one point each
+        cfg = cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"local_workers": 1})})
     try:
         run_experiment(cfg, run_dir, quiet=True)
         return True, ""
