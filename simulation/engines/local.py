@@ -42,11 +42,13 @@ def run_local(run_config: dict[str, Any], data_dir: str, record_replies: bool = 
 
     Under SecAgg+ every NSO runs in this process, one after another: the SecAgg+ mod quantizes with
     numpy's global random state, whose draws must stay in one sequence for bit-identical results."""
-    nsos = read_index(data_dir)["nsos"]
+    index = read_index(data_dir)
+    nsos = index["nsos"]
     if run_config.get("secure_aggregation.enabled") in (True, "true", 1):
         workers = 1
+    load = {NODE_ID_BASE + i: float(index["windows"][nso]["train"]) for i, nso in enumerate(nsos)}
     grid = LocalGrid(make_client_app(), node_contexts(nsos, data_dir, run_config), run_id=1,
-                     workers=workers or default_workers(len(nsos)))
+                     workers=workers or default_workers(len(nsos)), load=load)
     if record_replies:
         grid.received = []
     server_ctx = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=dict(run_config))

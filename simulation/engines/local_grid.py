@@ -29,8 +29,8 @@ from .node_workers import NodeWorkers, deliver
 
 class LocalGrid(Grid):
     def __init__(self, client_app: ClientApp, contexts: dict[int, Context], run_id: int,
-                 superlink_node_id: int = 1, workers: int = 1) -> None:
-        self._workers = NodeWorkers(contexts, workers, run_id, superlink_node_id) if workers > 1 else None
+                 superlink_node_id: int = 1, workers: int = 1, load: dict[int, float] | None = None) -> None:
+        self._workers = NodeWorkers(contexts, workers, run_id, superlink_node_id, load) if workers > 1 else None
         self.client_app = client_app
         self.contexts = contexts
         self._run = Run.create_empty(run_id)

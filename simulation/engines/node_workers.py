@@ -2,8 +2,9 @@
 their ClientApp, so a round's NSOs train on every core (threads do not: the many small torch calls
 of a local epoch hold the GIL between them; measured 0.91x with two threads).
 
-Node i always lives in worker i mod n, so each NSO's Context (its privacy ledger, its SecAgg+ keys)
-stays in one process for the whole run, and every NSO computes exactly what it would in order:
+Each node lives in one worker for the whole run (nodes are dealt largest first to the least loaded
+worker, so NSOs of very different sizes still keep every core busy), so each NSO's Context (its
+privacy ledger, its SecAgg+ keys) stays in one process, and every NSO computes exactly what it would in order:
 its randomness comes from its own seeded generators. Messages and replies cross by pipe (pickled
 Flower Messages, a model's weights each way).
 """
@@ -53,13 +54,25 @@ def _serve(conn, contexts: dict[int, Context], run_id: int, superlink: int) -> N
         conn.send(deliver(app, msg, contexts[msg.metadata.dst_node_id]))
 
 
+def assign(nodes: list[int], n: int, load: dict[int, float]) -> dict[int, int]:
+    """Largest load first, each to the worker with the least so far (ties: lowest index)."""
+    totals = [0.0] * n
+    owner = {}
+    for node in sorted(nodes, key=lambda x: (-load.get(x, 1.0), x)):
+        w = min(range(n), key=lambda i: (totals[i], i))
+        owner[node] = w
+        totals[w] += load.get(node, 1.0)
+    return owner
+
+
 class NodeWorkers:
     """`n` spawn processes sharing out the nodes of `contexts`."""
 
-    def __init__(self, contexts: dict[int, Context], n: int, run_id: int, superlink: int) -> None:
+    def __init__(self, contexts: dict[int, Context], n: int, run_id: int, superlink: int,
+                 load: dict[int, float] | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         nodes = sorted(contexts)
-        self.owner = {node: i % n for i, node in enumerate(nodes)}
+        self.owner = assign(nodes, n, load or {})
         self.pipes, self.procs = [], []
         for w in range(n):
             parent, child = ctx.Pipe()
