@@ -84,7 +84,7 @@ def peer_run(data_dir: str, rounds: int, sigma: float, clip: float, batch: int, 
     history: list = []
 
     def fit_metrics(results):
-        history.append([m for _, m in results])
+        history.append([dict(m) for _, m in results])
         return {}
 
     def server_fn(context: Context):
