@@ -27,38 +27,30 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     desc.add_argument("path", help="dataset directory or window file (.parquet/.csv)")
 
 
+# benchmark -> (help, its options as (flag, default)); every benchmark also takes --json FILE
+BENCHES = {
+    "data": ("time and memory of generating >= 1,000,000 windows on one core", [("--windows", 1_000_000)]),
+    "fl": ("local engine overhead: 10 NSOs x 20 rounds vs the same work called directly, and on every core",
+           [("--rounds", 20), ("--repeats", 2)]),
+    "dp": ("DP-SGD vs non-private time per epoch, default model (target <= 2x)", [("--repeats", 3)]),
+    "secagg": ("SecAgg+ round vs plain round, 10 NSOs, local engine (target <= 1.5x)",
+               [("--rounds", 3), ("--repeats", 2)]),
+    "runs": ("whole runs: DP and SecAgg+ vs non-private wall time, time shares, round growth", [("--rounds", 30)]),
+    "utility": ("macro-F1 drop of record- and person-level epsilon 8 vs non-private, 30 rounds", [("--rounds", 30)]),
+    "scale": ("generation, preparation and training at x1, x4, x16 persons: linear?", [("--rounds", 1)]),
+    "deployment": ("a 3-NSO SecAgg+ round: deployment engine vs local (target <= 3x)", [("--rounds", 3)]),
+    "peers": ("ppml run against Flower's example recipe (Simulation Engine + Opacus per round)", [("--rounds", 5)]),
+}
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmarks of the project's speed and memory targets")
-    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{data,fl,dp,secagg,utility,runs,scale,peers,deployment}")
-    bde = bsub.add_parser("deployment", help="a 3-NSO SecAgg+ round: deployment engine vs local (target <= 3x)")
-    bde.add_argument("--rounds", type=int, default=3)
-    bde.add_argument("--json", help="also write the results to this JSON file")
-    bp = bsub.add_parser("peers", help="ppml run against Flower's example recipe (Simulation Engine + Opacus per round)")
-    bp.add_argument("--rounds", type=int, default=5)
-    bp.add_argument("--json", help="also write the results to this JSON file")
-    bsc = bsub.add_parser("scale", help="generation, preparation and training at x1, x4, x16 persons: linear?")
-    bsc.add_argument("--rounds", type=int, default=1)
-    bsc.add_argument("--json", help="also write the results to this JSON file")
-    br = bsub.add_parser("runs", help="whole runs: DP and SecAgg+ vs non-private wall time, time shares, round growth")
-    br.add_argument("--rounds", type=int, default=30)
-    br.add_argument("--json", help="also write the results to this JSON file")
-    bu = bsub.add_parser("utility", help="macro-F1 drop of record- and person-level epsilon 8 vs non-private, 30 rounds")
-    bu.add_argument("--rounds", type=int, default=30)
-    bu.add_argument("--json", help="also write the results to this JSON file")
-    bs = bsub.add_parser("secagg", help="SecAgg+ round vs plain round, 10 NSOs, local engine (target <= 1.5x)")
-    bs.add_argument("--rounds", type=int, default=3)
-    bs.add_argument("--repeats", type=int, default=2)
-    bs.add_argument("--json", help="also write the results to this JSON file")
-    bdp = bsub.add_parser("dp", help="DP-SGD vs non-private time per epoch, default model (target <= 2x)")
-    bdp.add_argument("--repeats", type=int, default=3)
-    bdp.add_argument("--json", help="also write the results to this JSON file")
-    bf = bsub.add_parser("fl", help="local engine overhead: 10 NSOs x 20 rounds vs the same work called directly")
-    bf.add_argument("--rounds", type=int, default=20)
-    bf.add_argument("--repeats", type=int, default=2, help="interleaved repetitions; the best of each is kept")
-    bf.add_argument("--json", help="also write the results to this JSON file")
-    bd = bsub.add_parser("data", help="time and memory of generating >= 1,000,000 windows on one core")
-    bd.add_argument("--windows", type=int, default=1_000_000, help="windows to generate (default 1,000,000)")
-    bd.add_argument("--json", help="also write the results to this JSON file")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="{" + ",".join(BENCHES) + "}")
+    for name, (text, options) in BENCHES.items():
+        b = bsub.add_parser(name, help=text)
+        for flag, default in options:
+            b.add_argument(flag, type=int, default=default, help=f"default {default:,}")
+        b.add_argument("--json", help="also write the results to this JSON file")
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
