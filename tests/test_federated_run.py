@@ -62,7 +62,7 @@ def test_a_failing_client_fails_the_run_with_its_reason(tmp_path, monkeypatch, c
         return original_fit(self, parameters, config)
 
     monkeypatch.setattr(clients.nso_client.NSOClient, "fit", fit)
-    code, out = _run(tmp_path, "f")
+    code, out = _run(tmp_path, "f", "--set", "engine.local_workers=1")  # the patched client lives in this process
     err = capsys.readouterr().err
     assert code == 2
     assert "round 2: 1 NSO(s) failed during training" in err and "NSO NL" in err and "disk full" in err
