@@ -29,8 +29,13 @@ def node_contexts(nsos: list[str], data_dir: str, run_config: dict[str, Any]) ->
     }
 
 
-def default_workers(n_nsos: int) -> int:
-    """One worker process per core, no more than NSOs."""
+MIN_WINDOWS_FOR_WORKERS = 100_000  # below this, starting worker processes costs more than it saves
+
+
+def default_workers(n_nsos: int, train_windows: int = MIN_WINDOWS_FOR_WORKERS) -> int:
+    """One worker process per core, no more than NSOs; one (this process) for small data."""
+    if train_windows < MIN_WINDOWS_FOR_WORKERS:
+        return 1
     return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
                       n_nsos))
 
@@ -48,7 +53,7 @@ def run_local(run_config: dict[str, Any], data_dir: str, record_replies: bool = 
         workers = 1
     load = {NODE_ID_BASE + i: float(index["windows"][nso]["train"]) for i, nso in enumerate(nsos)}
     grid = LocalGrid(make_client_app(), node_contexts(nsos, data_dir, run_config), run_id=1,
-                     workers=workers or default_workers(len(nsos)), load=load)
+                     workers=workers or default_workers(len(nsos), int(sum(load.values()))), load=load)
     if record_replies:
         grid.received = []
     server_ctx = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=dict(run_config))
