@@ -99,7 +99,7 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
     privacy = section(rc, "privacy", PrivacyConfig)
     fdp = federation_plan(privacy, sa, fed, index, model)
     secagg = plan_secure_aggregation(sa, index, section(rc, "training", TrainingConfig), privacy, recorder,
-                                     (1.0, fdp.clipping_range) if fdp else None) if sa.enabled else None
+                                     (1.0, fdp.clipping_range) if fdp else None, fed.reply_timeout_s) if sa.enabled else None
     per_round = fit_config(rc, index, secagg, fdp)
     factory = (lambda **kw: dp_fedavg.DPFedAvg(fdp, privacy.budget, recorder, **kw)) if fdp else None
     strategy = make_strategy(

@@ -18,5 +18,6 @@ class FederationConfig(BaseModel):
     node_wait_s: float = Field(120.0, gt=0, le=86_400, description="how long to wait for every NSO node")
     reply_timeout_s: float | None = Field(
         None, gt=0, le=86_400,
-        description="wait for training/evaluation replies; default: secure_aggregation.timeout_s under SecAgg+, "
+        description="wait for training/evaluation replies (SecAgg+'s training stage too); default: "
+                    "secure_aggregation.timeout_s under SecAgg+, "
                     "else wait indefinitely")

@@ -25,15 +25,22 @@ from .strategy import RoundFailed, failure_reason
 
 
 class CheckedSecAggPlusWorkflow(SecAggPlusWorkflow):
-    def __init__(self, *args: Any, on_round: Any = None, **kwargs: Any) -> None:
+    """`train_timeout` (default: `timeout`) bounds the stage in which the NSOs train
+    (collect_masked_vectors); `timeout` the key-exchange stages, which only answer with keys and
+    shares and can be short, so that a node that died costs the survivors little."""
+
+    def __init__(self, *args: Any, on_round: Any = None, train_timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_round = on_round  # callback(dict) with what happened in the round
+        self.key_timeout = self.timeout
+        self.train_timeout = train_timeout or self.timeout
         self._stage = ""
         self._state: Any = None
         self._completed = False
 
     def _track(self, name: str, method, grid, context, state) -> bool:
         self._stage, self._state = name, state
+        self.timeout = self.train_timeout if name == "collect_masked_vectors" else self.key_timeout
         start = time.perf_counter()
         ok = method(grid, context, state)
         self._stage_s[name] = time.perf_counter() - start
@@ -155,9 +162,11 @@ class SecAggPlan:
 
 
 def plan_secure_aggregation(sa: SecureAggregationConfig, index: dict, training: TrainingConfig,
-                            privacy: PrivacyConfig, recorder, ranges: tuple[float, float] | None = None) -> SecAggPlan:
+                            privacy: PrivacyConfig, recorder, ranges: tuple[float, float] | None = None,
+                            train_timeout: float | None = None) -> SecAggPlan:
     """Ranges from the data (or `ranges`, as the federation scope fixes them), settings recorded,
-    shares checked against the number of NSOs."""
+    shares checked against the number of NSOs; the training stage waits `train_timeout`
+    (federation.reply_timeout_s) when given, the key stages secure_aggregation.timeout_s."""
     max_weight, clipping_range = ranges or auto_ranges(sa, index, training, privacy)
     recorder.secagg_settings(max_weight, clipping_range, sa.quantization_range)
     if isinstance(sa.num_shares, int) and sa.num_shares > len(index["nsos"]):
@@ -165,7 +174,7 @@ def plan_secure_aggregation(sa: SecureAggregationConfig, index: dict, training: 
     workflow = CheckedSecAggPlusWorkflow(
         num_shares=sa.num_shares, reconstruction_threshold=sa.reconstruction_threshold, max_weight=max_weight,
         clipping_range=clipping_range, quantization_range=sa.quantization_range, timeout=sa.timeout_s,
-        on_round=recorder.secagg_round)
+        on_round=recorder.secagg_round, train_timeout=train_timeout)
 
     def on_aggregate(server_round: int, results: list) -> None:
         recorder.secagg_bound(quantization_error_bound([r.num_examples for r in results if r.num_examples > 0],

@@ -12,19 +12,39 @@ from flwr.serverapp import Grid
 from .strategy import RoundFailed
 
 
-class TimeoutGrid:
-    """A Grid whose send_and_receive waits at most `timeout` seconds (Flower's default workflows
-    wait forever for a node that died); replies that never come are then missing, and the strict
-    strategy reports or tolerates them."""
+POLL_S = 0.05  # how often replies are pulled; Flower's deployment grid sleeps 3 s between pulls
 
-    def __init__(self, grid: Grid, timeout: float) -> None:
+
+class PollingGrid:
+    """A Grid whose send_and_receive pulls replies every POLL_S seconds instead of Flower's 3 s
+    (flwr 1.41's deployment grid hard-codes it; its public push/pull calls let us choose), and waits
+    at most `timeout` seconds when one is given (Flower's default workflows wait forever for a node
+    that died); replies that never come are then missing, and the strict strategy reports or
+    tolerates them. Replies come back in the order of the messages, so that sums over them are
+    taken in one order and runs stay bit-identical."""
+
+    def __init__(self, grid: Grid, timeout: float | None = None) -> None:
         self._grid, self._timeout = grid, timeout
 
     def __getattr__(self, name):
         return getattr(self._grid, name)
 
     def send_and_receive(self, messages, *, timeout=None):
-        return self._grid.send_and_receive(messages, timeout=timeout if timeout is not None else self._timeout)
+        timeout = timeout if timeout is not None else self._timeout
+        order = list(self._grid.push_messages(messages))
+        waiting = list(order)  # a list, not a set: pulls in push order, whatever the hash seed
+        end = time.monotonic() + (timeout or 0.0)
+        replies = []
+        while waiting:
+            pulled = list(self._grid.pull_messages(waiting))
+            replies.extend(pulled)
+            answered = {m.metadata.reply_to_message_id for m in pulled}
+            waiting = [m for m in waiting if m not in answered]
+            if not waiting or (timeout is not None and time.monotonic() >= end):
+                break
+            time.sleep(POLL_S)
+        rank = {m: i for i, m in enumerate(order)}  # replies in message order: aggregation sums in one order
+        return sorted(replies, key=lambda r: rank.get(r.metadata.reply_to_message_id, len(rank)))
 
 
 def wait_for_nodes(grid: Grid, expected: int, timeout_s: float) -> None:
@@ -41,15 +61,13 @@ def wait_for_nodes(grid: Grid, expected: int, timeout_s: float) -> None:
 
 
 def round_workflow(fit_workflow=None, reply_timeout: float | None = None) -> DefaultWorkflow:
-    """Flower's DefaultWorkflow with `fit_workflow` (SecAgg+) or the default fit, and evaluation
-    (and default fit) replies awaited at most `reply_timeout` seconds when given."""
-    fit = fit_workflow or default_fit_workflow
-    evaluate_wf = default_evaluate_workflow
-    if reply_timeout is not None:
-        if fit_workflow is None:
-            def fit(g, c):
-                return default_fit_workflow(TimeoutGrid(g, reply_timeout), c)
+    """Flower's DefaultWorkflow with `fit_workflow` (SecAgg+) or the default fit, every exchange
+    polled every POLL_S seconds, and evaluation (and default fit) replies awaited at most
+    `reply_timeout` seconds when given (SecAgg+ sets its own timeouts per stage)."""
+    def fit(g, c):
+        return (fit_workflow or default_fit_workflow)(PollingGrid(g, None if fit_workflow else reply_timeout), c)
 
-        def evaluate_wf(g, c):
-            return default_evaluate_workflow(TimeoutGrid(g, reply_timeout), c)
+    def evaluate_wf(g, c):
+        return default_evaluate_workflow(PollingGrid(g, reply_timeout), c)
+
     return DefaultWorkflow(fit_workflow=fit, evaluate_workflow=evaluate_wf)

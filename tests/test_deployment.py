@@ -94,8 +94,9 @@ def test_deployment_run_matches_local_and_refuses_unregistered_supernodes(tmp_pa
 
 
 def test_a_supernode_killed_mid_run_is_a_secagg_dropout(tmp_path):
-    cfg = {**BASE, "federation": {"rounds": 2, "reply_timeout_s": 60.0},
-           "secure_aggregation": {"enabled": True, "timeout_s": 60.0}}
+    # key stages wait 15 s (PL is gone for good in round 2), training and evaluation up to 90 s
+    cfg = {**BASE, "federation": {"rounds": 2, "reply_timeout_s": 90.0},
+           "secure_aggregation": {"enabled": True, "timeout_s": 15.0}}
     proc = _deploy(tmp_path, "kill", cfg, mode="kill")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "LEFT 0" in proc.stdout

@@ -140,3 +140,49 @@ def test_a_round_whose_reply_was_lost_stays_in_the_privacy_history():
     assert [h["round"] for h in hist] == [None, 2] and hist[0]["reply_lost"]
     assert epsilon_of([(h["noise_multiplier"], h["sample_rate"], h["steps"]) for h in hist], 1e-5, "rdp") == \
         pytest.approx(p["per_nso_epsilon"]["A"], rel=1e-12)
+
+
+class _SlowGrid:
+    """Replies to message i become available after `ready[i]` pulls; 'lost' never."""
+
+    def __init__(self, ready: list[int | None]) -> None:
+        self.ready, self.pulls = ready, 0
+
+    def push_messages(self, messages):
+        return [f"m{i}" for i, _ in enumerate(messages)]
+
+    def pull_messages(self, ids):
+        self.pulls += 1
+        out = []
+        for mid in list(ids):
+            due = self.ready[int(mid[1:])]
+            if due is not None and self.pulls >= due:
+                out.append(type("Reply", (), {"metadata": type("M", (), {"reply_to_message_id": mid})()})())
+        return out
+
+
+def test_polling_grid_returns_every_reply_as_soon_as_the_last_arrives_and_honours_its_timeout():
+    import time
+
+    from server.workflow import POLL_S, PollingGrid
+
+    grid = _SlowGrid([1, 3, 2])
+    replies = PollingGrid(grid).send_and_receive([object()] * 3)
+    assert sorted(r.metadata.reply_to_message_id for r in replies) == ["m0", "m1", "m2"]
+    assert grid.pulls == 3  # stopped pulling at once, no further sleep
+    start = time.monotonic()
+    lost = PollingGrid(_SlowGrid([1, None]), timeout=0.3).send_and_receive([object()] * 2)
+    assert [r.metadata.reply_to_message_id for r in lost] == ["m0"]  # the lost reply is missing, not waited for
+    assert 0.3 <= time.monotonic() - start < 0.3 + 10 * POLL_S
+
+
+def test_secagg_training_stage_waits_its_own_timeout_and_key_stages_theirs():
+    from server.secure_aggregation import CheckedSecAggPlusWorkflow
+
+    wf = CheckedSecAggPlusWorkflow(num_shares=3, reconstruction_threshold=2, timeout=15.0, train_timeout=90.0)
+    seen = {}
+    wf._stage_s = {}
+    for stage in ("setup", "share_keys", "collect_masked_vectors", "unmask"):
+        wf._track(stage, lambda g, c, s, st=stage: seen.setdefault(st, wf.timeout) is not None, None, None, None)
+    assert seen == {"setup": 15.0, "share_keys": 15.0, "collect_masked_vectors": 90.0, "unmask": 15.0}
+    assert CheckedSecAggPlusWorkflow(num_shares=3, reconstruction_threshold=2, timeout=15.0).train_timeout == 15.0

@@ -28,7 +28,8 @@ class SecureAggregationConfig(BaseModel):
     num_shares: int | float = Field(1.0, description="shares per key: an integer > 2, or a share of the NSOs (0, 1]")
     reconstruction_threshold: int | float = Field(
         0.6, description="shares needed to reconstruct: an integer >= 2, or a share of num_shares (0, 1]")
-    timeout_s: float | None = Field(120.0, gt=0, le=86_400, description="wait per protocol stage")
+    timeout_s: float | None = Field(120.0, gt=0, le=86_400, description="wait per key stage (setup, share_keys, unmask); "
+                                                                      "training waits federation.reply_timeout_s when set")
     clipping_range: float | Literal["auto"] = Field(
         "auto", description="each weighted delta value is clipped to +-this before quantization")
     quantization_range: int = Field(2**22, ge=2**8, le=2**26)

@@ -53,7 +53,9 @@ class DeploymentEngine:
         (home / "config.toml").write_text(tomli_w.dumps({"superlink": {"default": CONNECTION, CONNECTION: {
             "address": f"127.0.0.1:{link_port}", "root-certificates": str(tls["ca"])}}}))
         env = {**os.environ, "FLWR_HOME": str(home), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               "RAY_DISABLE_USAGE_STATS": "1", "FLWR_TELEMETRY_ENABLED": "0"}
+               "RAY_DISABLE_USAGE_STATS": "1", "FLWR_TELEMETRY_ENABLED": "0",
+               # SuperExec looks for new tasks every second by default; Flower lets this be shorter
+               "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": os.environ.get("FLWR_SUPEREXEC_TASK_POLL_INTERVAL", "0.1")}
         procs = Processes(dep / "logs", env)
         try:
             link = procs.start("superlink", [
