@@ -1,4 +1,7 @@
-"""The activity classifier with a well-being head. Opacus-compatible: Linear layers only, no BatchNorm."""
+"""The activity classifier with a well-being head. Opacus-compatible: Linear layers only, no BatchNorm.
+
+Its input and output sizes come from the data (the prepared partition or index carries the
+schema's feature and label names), never from the simulator's constants."""
 
 from __future__ import annotations
 
@@ -7,8 +10,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from datasets.features import NUM_FEATURES
-from datasets.schema import NUM_CLASSES
 
 
 class ModelConfig(BaseModel):
@@ -22,9 +23,9 @@ class ModelConfig(BaseModel):
 
 
 class ActivityNet(nn.Module):
-    """MLP trunk, a 13-way activity head and a scalar well-being head (0-6 scale)."""
+    """MLP trunk, an activity head (one logit per label) and a scalar well-being head."""
 
-    def __init__(self, cfg: ModelConfig, n_features: int = NUM_FEATURES, n_classes: int = NUM_CLASSES) -> None:
+    def __init__(self, cfg: ModelConfig, n_features: int, n_classes: int) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = n_features
@@ -40,12 +41,17 @@ class ActivityNet(nn.Module):
         return self.head(self.trunk(x))
 
 
-def build_model(cfg: ModelConfig, seed: int) -> ActivityNet:
+def build_model(cfg: ModelConfig, seed: int, n_features: int, n_classes: int) -> ActivityNet:
     """Same seed, same initial weights: every engine starts from identical parameters."""
     g = torch.random.fork_rng(devices=[])
     with g:
         torch.manual_seed(seed)
-        return ActivityNet(cfg)
+        return ActivityNet(cfg, n_features, n_classes)
+
+
+def model_for_index(cfg: ModelConfig, seed: int, index: dict) -> ActivityNet:
+    """The model for the prepared data described by `index` (datasets/prepared.py)."""
+    return build_model(cfg, seed, len(index["features"]), len(index["labels"]))
 
 
 def get_weights(model: nn.Module) -> list[np.ndarray]:

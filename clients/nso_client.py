@@ -59,7 +59,7 @@ class NSOClient(NumPyClient):
         self.rounds = int(rc.get("federation.rounds", 1))
         data_dir, self.nso = resolve_nso(context, rc)
         self.data = load_partition(data_dir, self.nso)
-        self.model = build_model(self.model_cfg, self.seed)
+        self.model = build_model(self.model_cfg, self.seed, self.data.n_features, len(self.data.labels))
         self.context = context
 
     def fit(self, parameters, config):
@@ -144,6 +144,6 @@ class NSOClient(NumPyClient):
 
     def evaluate(self, parameters, config):
         set_weights(self.model, parameters)
-        m = evaluate(self.model, self.data.test, self.model_cfg)
+        m = evaluate(self.model, self.data.test, self.model_cfg, self.data.labels, self.data.wellbeing_range)
         return m["loss"], len(self.data.test), {"nso": self.nso, "accuracy": m["accuracy"],
                                                 "macro_f1": m["macro_f1"], "wellbeing_mae": m["wellbeing_mae"]}

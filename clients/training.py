@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from collections.abc import Sequence
+
 from datasets.prepared import Arrays
-from datasets.schema import ACTIVITIES
 
 from .model import ActivityNet, ModelConfig
 
@@ -80,8 +81,10 @@ def f1_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndar
 
 
 @torch.no_grad()
-def evaluate(model: ActivityNet, data: Arrays, mcfg: ModelConfig, batch: int = 65536) -> dict[str, float]:
-    """Loss, accuracy, macro-F1, per-class F1 and well-being MAE (on rated windows)."""
+def evaluate(model: ActivityNet, data: Arrays, mcfg: ModelConfig, labels: Sequence[str],
+             wellbeing_range: Sequence[float] | None, batch: int = 65536) -> dict[str, float]:
+    """Loss, accuracy, macro-F1, per-class F1 by label name and well-being MAE on rated windows
+    (predictions clipped to the data's well-being scale)."""
     model.eval()
     n = len(data)
     if n == 0:
@@ -101,7 +104,8 @@ def evaluate(model: ActivityNet, data: Arrays, mcfg: ModelConfig, batch: int = 6
         "loss": float(torch.cat(losses).mean()),
         "accuracy": float((pred == data.y).mean()),
         "macro_f1": float(np.nanmean(f1)),
-        "wellbeing_mae": float(np.abs(np.clip(wbp[rated], 0, 6) - data.wellbeing[rated]).mean()) if rated.any() else float("nan"),
+        "wellbeing_mae": float(np.abs(np.clip(wbp[rated], *wellbeing_range) - data.wellbeing[rated]).mean())
+        if rated.any() and wellbeing_range is not None else float("nan"),
     }
-    metrics.update({f"f1.{a}": float(v) for a, v in zip(ACTIVITIES, f1)})
+    metrics.update({f"f1.{a}": float(v) for a, v in zip(labels, f1)})
     return metrics

@@ -39,9 +39,21 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj)}")
 
 
+def finite_or_none(obj: Any) -> Any:
+    """NaN and infinities become null: strict JSON has no NaN, and other tools reject Python's."""
+    if isinstance(obj, float) and obj != obj or obj in (float("inf"), float("-inf")):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path | str, payload: dict) -> Path:
-    """Atomic, indented JSON (numpy scalars and arrays allowed)."""
-    text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n"
+    """Atomic, indented, strict JSON (numpy scalars and arrays allowed; NaN written as null)."""
+    payload = finite_or_none(json.loads(json.dumps(payload, default=_json_default)))
+    text = json.dumps(payload, indent=2, sort_keys=False, allow_nan=False) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 

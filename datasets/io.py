@@ -1,7 +1,8 @@
 """Read and write datasets in the documented table format (Parquet or CSV).
 
-A dataset directory holds windows.parquet (or windows.csv), optionally persons.parquet/.csv, and
-summary.json. A single window file can also be given directly.
+A dataset directory holds windows.parquet (or windows.csv), optionally persons.parquet/.csv,
+schema.toml (absent: the simulator's schema) and summary.json. A single window file can also be
+given directly, with its schema beside it (table_schema.find_schema).
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import tomli_w
+
+from .assign import assign_nsos
 from .errors import DataValidationError, UserError
 from .atomic import atomic_write
 from .dataset import Dataset
+from .table_schema import SCHEMA_FILE, TableSchema, resolve_schema
 from .validation import validate_windows
 
 FORMATS = ("parquet", "csv")
@@ -47,33 +52,55 @@ def find_windows_file(path: Path) -> Path:
     return path
 
 
-def load_windows(path: Path | str) -> pd.DataFrame:
-    """Load and validate a window table (file, or dataset directory)."""
+def load_windows(path: Path | str, schema: TableSchema | None = None, assign: int | None = None,
+                 seed: int = 0) -> pd.DataFrame:
+    """Load and validate a window table (file, or dataset directory) against `schema` (default:
+    the one beside the data, else the simulator's); `assign` spreads its persons over that many NSOs."""
     file = find_windows_file(Path(path))
-    return validate_windows(_read_table(file), str(file))
+    schema = schema or resolve_schema(path)
+    raw = _read_table(file)
+    if assign is not None:
+        raw = assign_nsos(raw, assign, seed, schema.label.column, str(file))
+    return validate_windows(raw, str(file), schema)
 
 
-def load_dataset(path: Path | str) -> Dataset:
-    """Windows (validated) and, where present, the persons table."""
+def load_dataset(path: Path | str, schema_path: Path | str | None = None, assign: int | None = None,
+                 seed: int = 0) -> Dataset:
+    """Windows (validated), its schema and, where present, the persons table."""
     file = find_windows_file(Path(path))
-    windows = validate_windows(_read_table(file), str(file))
+    schema = resolve_schema(path, schema_path)
+    windows = load_windows(file, schema, assign, seed)
     persons = pd.DataFrame()
     for fmt in FORMATS:
         candidate = file.parent / f"persons.{fmt}"
         if candidate.exists():
             persons = _read_table(candidate)
             break
-    return Dataset(windows=windows, persons=persons)
+    return Dataset(windows=windows, persons=persons, schema=schema)
+
+
+def write_schema(schema: TableSchema, path: Path) -> Path:
+    body = schema.model_dump(mode="json", exclude={"builtin"}, exclude_none=True, exclude_defaults=True)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(tomli_w.dumps(body)))
 
 
 def write_dataset(dataset: Dataset, out_dir: Path | str, fmt: str = "parquet") -> list[Path]:
-    """Write windows and persons in `fmt`; files are written to a temporary name, then renamed."""
+    """Write windows, persons and (unless it is the simulator's) the schema in `fmt`, with the
+    label and well-being columns under the schema's names; each file is written to a temporary
+    name, then renamed."""
     if fmt not in FORMATS:
         raise UserError(f"unknown data format {fmt!r}; allowed: {', '.join(FORMATS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, table in (("windows", dataset.windows), ("persons", dataset.persons)):
+    schema = dataset.schema
+    windows = dataset.windows.rename(columns={"activity": schema.label.column, "wellbeing": (
+        schema.wellbeing.column if schema.wellbeing else "wellbeing")})
+    if schema.wellbeing is None:
+        windows = windows.drop(columns=["wellbeing"], errors="ignore")
+    if not schema.builtin:
+        written.append(write_schema(schema, out / SCHEMA_FILE))
+    for name, table in (("windows", windows), ("persons", dataset.persons)):
         if fmt == "parquet":
             written.append(atomic_write(out / f"{name}.parquet", lambda tmp: table.to_parquet(tmp, index=False)))
         else:

@@ -1,8 +1,9 @@
 """Prepared, encoded partitions: one file per NSO (train and test persons) and one held-out file.
 
 An engine prepares these once per run; each NSO client then loads only its own file, which is how
-a SuperNode of a real NSO would see only its own data. Loads are cached per process, so a client
-pays for reading once, not every round.
+a SuperNode of a real NSO would see only its own data. Every file carries the dataset's label
+names, so a client sizes its model from its own data under every engine. Loads are cached per
+process, so a client pays for reading once, not every round.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import pandas as pd
 
 from .atomic import atomic_write, write_json
 from .errors import UserError
-from .features import encode
+from .features import encode, feature_names
 from .splits import split_persons, window_split
+from .table_schema import BUILTIN, TableSchema
+
+FORMAT_VERSION = 2  # 2: label names and feature names travel with the data (declared schemas)
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,23 @@ class Partition:
     nso: str
     train: Arrays
     test: Arrays
+    labels: tuple[str, ...]
+    wellbeing_range: tuple[float, float] | None
+
+    @property
+    def n_features(self) -> int:
+        return int(self.train.x.shape[1])
 
 
-def _arrays(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    x, y, wb = encode(df)
+def _arrays(df: pd.DataFrame, schema: TableSchema) -> dict[str, np.ndarray]:
+    x, y, wb = encode(df, schema)
     person = pd.factorize(df["person_id"].astype(str), sort=False)[0].astype(np.int64)
     return {"x": x, "y": y, "wellbeing": wb, "person": person}
+
+
+def wellbeing_range(schema: TableSchema) -> list[float]:
+    """The well-being scale (predictions are clipped to it); empty when the data have none."""
+    return [schema.wellbeing.min, schema.wellbeing.max] if schema.wellbeing else []
 
 
 def _save(path: Path, **arrays: np.ndarray) -> None:
@@ -50,7 +65,7 @@ def _save(path: Path, **arrays: np.ndarray) -> None:
 
 
 def prepare(windows: pd.DataFrame, out_dir: Path | str, seed: int, test_fraction: float,
-            holdout_fraction: float) -> dict:
+            holdout_fraction: float, schema: TableSchema = BUILTIN) -> dict:
     """Split by person, encode and write one file per NSO plus holdout.npz; return the index."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -60,14 +75,18 @@ def prepare(windows: pd.DataFrame, out_dir: Path | str, seed: int, test_fraction
     counts = {}
     for nso in nsos:
         in_nso = (windows["nso"].astype(str) == nso).to_numpy()
-        parts = {s: _arrays(windows[in_nso & (labels == s)]) for s in ("train", "test")}
-        _save(out / f"nso-{nso}.npz", **{f"{s}_{k}": v for s, a in parts.items() for k, v in a.items()})
+        parts = {s: _arrays(windows[in_nso & (labels == s)], schema) for s in ("train", "test")}
+        _save(out / f"nso-{nso}.npz", **{f"{s}_{k}": v for s, a in parts.items() for k, v in a.items()},
+              labels=np.array(schema.labels), wellbeing_range=np.array(wellbeing_range(schema), dtype=np.float64))
         counts[nso] = {s: int(len(parts[s]["y"])) for s in parts}
         counts[nso]["train_persons"] = int(parts["train"]["person"].max() + 1) if len(parts["train"]["y"]) else 0
-    hold = _arrays(windows[labels == "holdout"])
+    hold = _arrays(windows[labels == "holdout"], schema)
     hold_nso = windows["nso"].astype(str).to_numpy()[labels == "holdout"]
     _save(out / "holdout.npz", **hold, nso=np.array([nsos.index(n) for n in hold_nso], dtype=np.int64))
-    index = {"nsos": nsos, "windows": counts, "holdout_windows": int(len(hold["y"]))}
+    index = {"format_version": FORMAT_VERSION, "nsos": nsos, "windows": counts, "holdout_windows": int(len(hold["y"])),
+             "labels": list(schema.labels), "features": list(feature_names(schema)),
+             "wellbeing_range": wellbeing_range(schema) or None,
+             "schema": {"name": schema.name, "builtin": schema.builtin, "fingerprint": schema.fingerprint()}}
     write_json(out / "index.json", index)  # written last and atomically: its presence means "complete"
     return index
 
@@ -76,7 +95,11 @@ def read_index(data_dir: Path | str) -> dict:
     p = Path(data_dir) / "index.json"
     if not p.exists():
         raise UserError(f"{data_dir}: not a prepared data directory (no index.json)")
-    return json.loads(p.read_text())
+    index = json.loads(p.read_text())
+    if index.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{data_dir}: prepared by an older nso-ppml (format {index.get('format_version', 1)}, "
+                        f"this one reads {FORMAT_VERSION}); delete the directory and run again")
+    return index
 
 
 @lru_cache(maxsize=32)
@@ -85,8 +108,12 @@ def load_partition(data_dir: str, nso: str) -> Partition:
     if not p.exists():
         raise UserError(f"{p}: no prepared data for NSO {nso!r}")
     with np.load(p) as z:
+        if "labels" not in z:
+            raise UserError(f"{p}: prepared by an older nso-ppml (no label names); prepare the data again")
         parts = {s: Arrays(z[f"{s}_x"], z[f"{s}_y"], z[f"{s}_wellbeing"], z[f"{s}_person"]) for s in ("train", "test")}
-    return Partition(nso=nso, **parts)
+        labels = tuple(str(v) for v in z["labels"])
+        wb = tuple(float(v) for v in z["wellbeing_range"])
+    return Partition(nso=nso, labels=labels, wellbeing_range=wb or None, **parts)
 
 
 @lru_cache(maxsize=4)

@@ -1,8 +1,10 @@
-"""Validate a window table before anything runs, with messages that name file, column and rows.
+"""Validate a window table against its schema before anything runs, with messages that name file,
+column and rows.
 
 Simulated and imported data go through the same checks, so a real NSO file that would silently
 train on garbage (a typo in a label, a duplicated slot, a text value in a sensor column) stops here
-with one message listing every problem found.
+with one message listing every problem found. The result uses the internal column names: the
+label column becomes `activity` and the well-being column `wellbeing`, whatever the file calls them.
 """
 
 from __future__ import annotations
@@ -12,18 +14,7 @@ import pandas as pd
 
 from .errors import DataValidationError
 from .dataset import MIN_PERSONS
-from .schema import (
-    ACTIVITIES,
-    FEATURE_COLUMNS,
-    FEATURE_RANGES,
-    KEY_COLUMNS,
-    LABEL_COLUMN,
-    OPTIONAL_COLUMNS,
-    REQUIRED_COLUMNS,
-    SLOTS_PER_DAY,
-    WELLBEING_COLUMN,
-    WELLBEING_RANGE,
-)
+from .table_schema import BUILTIN, KEYS, TableSchema, upper_bound
 
 MAX_EXAMPLES = 5
 
@@ -53,29 +44,33 @@ def _numeric(df: pd.DataFrame, col: str, problems: list[str]) -> pd.Series | Non
     return converted.astype(np.float64)
 
 
-def _columns(df: pd.DataFrame, where: str) -> None:
+def _columns(df: pd.DataFrame, where: str, schema: TableSchema) -> None:
     """Empty tables and missing or undeclared columns end validation at once."""
     if len(df) == 0:
         raise DataValidationError(f"{where}: the table is empty (no rows); a window table needs at least "
                                   f"{MIN_PERSONS} persons per NSO")
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    unknown = [c for c in df.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    required, optional = schema.columns()
+    missing = [c for c in required if c not in df.columns]
+    unknown = [c for c in df.columns if c not in required + optional]
     problems: list[str] = []
     if missing:
-        problems.append(f"missing column(s) {missing}; required: {', '.join(REQUIRED_COLUMNS)}")
+        hint = ("; a table without an 'nso' column can be spread over NSOs with data.assign_nsos = N "
+                "(or `ppml data import --nsos N`)") if "nso" in missing else ""
+        problems.append(f"missing column(s) {missing}; required: {', '.join(required)}{hint}")
     if unknown:
-        problems.append(f"unknown column(s) {unknown}; allowed: {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
+        problems.append(f"unknown column(s) {unknown}; allowed: {', '.join(required + optional)}"
+                        + ("" if schema.builtin else f" (declared in the schema '{schema.name}')"))
     if problems:
         raise DataValidationError(_message(where, problems))
 
 
-def _keys(df: pd.DataFrame, out: dict, problems: list[str]) -> None:
+def _keys(df: pd.DataFrame, out: dict, problems: list[str], schema: TableSchema) -> None:
     """nso, person_id and the label as text; day and slot as whole numbers in range."""
-    for col in ("nso", "person_id", LABEL_COLUMN):
+    for col, name in (("nso", "nso"), ("person_id", "person_id"), (schema.label.column, "activity")):
         s = df[col]
         if s.isna().any():
             problems.append(f"column '{col}' has empty values in {_rows(s.isna())}; it may not be empty")
-        out[col] = s.astype(str)
+        out[name] = s.astype(str)
     for col in ("day", "slot"):
         s = _numeric(df, col, problems)
         if s is None:
@@ -84,7 +79,7 @@ def _keys(df: pd.DataFrame, out: dict, problems: list[str]) -> None:
         if bad.any():
             problems.append(f"column '{col}' must hold whole numbers; {_rows(bad)} do not (e.g. {df[col][bad].iloc[0]!r})")
             continue
-        lo, hi = (0, SLOTS_PER_DAY - 1) if col == "slot" else (0, None)
+        lo, hi = (0, schema.windows.slots_per_day - 1) if col == "slot" else (0, None)
         out_of = (s < lo) | ((s > hi) if hi is not None else False)
         if np.any(out_of):
             allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
@@ -93,8 +88,9 @@ def _keys(df: pd.DataFrame, out: dict, problems: list[str]) -> None:
         out[col] = s.astype(np.int32)
 
 
-def _feature(df: pd.DataFrame, col: str, lo: float | None, hi: float | None, out: dict, problems: list[str]) -> None:
-    """One numeric column: finite or NaN, within its documented range, codes whole."""
+def _feature(df: pd.DataFrame, col: str, lo: float | None, hi: float | None, out: dict, problems: list[str],
+             code: bool = False, missing_ok: bool = True, name: str | None = None) -> None:
+    """One numeric column: finite or NaN (where allowed), within its declared range, codes whole."""
     s = _numeric(df, col, problems)
     if s is None:
         return
@@ -102,19 +98,20 @@ def _feature(df: pd.DataFrame, col: str, lo: float | None, hi: float | None, out
     if inf.any():
         problems.append(f"column '{col}' has infinite values in {_rows(inf)}; use NaN (empty) for a missing value")
         return
-    if col == "day_of_week" and s.isna().any():
-        problems.append(f"column 'day_of_week' has empty values in {_rows(s.isna())}; it may not be empty")
+    if not missing_ok and s.isna().any():
+        problems.append(f"column '{col}' has empty values in {_rows(s.isna())}; it may not be empty "
+                        "(the schema declares missing = false)")
     below = (s < lo) if lo is not None else pd.Series(False, index=s.index)
     above = (s > hi) if hi is not None else pd.Series(False, index=s.index)
     bad = below | above
     if bad.any():
         problems.append(f"column '{col}' must be in [{lo}, {hi if hi is not None else 'inf'}]; "
                         f"{_rows(bad)} are not (e.g. {s[bad].iloc[0]:g})")
-    if col in ("location", "day_of_week"):
+    if code:
         frac = s.notna() & (s != np.round(s))
         if frac.any():
             problems.append(f"column '{col}' holds codes (whole numbers); {_rows(frac)} do not")
-    out[col] = s.astype(np.float32)
+    out[name or col] = s.astype(np.float32)
 
 
 def _table_rules(table: pd.DataFrame, problems: list[str]) -> None:
@@ -133,26 +130,28 @@ def _table_rules(table: pd.DataFrame, problems: list[str]) -> None:
     persons = table.groupby("nso")["person_id"].nunique()
     for nso, n in persons[persons < MIN_PERSONS].items():
         problems.append(f"NSO {nso!r} has {n} person(s); at least {MIN_PERSONS} are needed to split persons "
-                        "into train, test and held-out sets")
+                        "into train, test and held-out sets (one person each at the least)")
 
 
-def validate_windows(df: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Check `df` against docs/data_format.md; return it with normalised dtypes or raise one error
-    that lists every problem found."""
+def validate_windows(df: pd.DataFrame, source: str, schema: TableSchema = BUILTIN) -> pd.DataFrame:
+    """Check `df` against `schema` (docs/data_format.md); return it with normalised dtypes and
+    internal column names, or raise one error that lists every problem found."""
     where = f"{source}"
-    _columns(df, where)
+    _columns(df, where, schema)
     out: dict = {}
     problems: list[str] = []
-    _keys(df, out, problems)
-    for col, (lo, hi) in list(FEATURE_RANGES.items()) + ([(WELLBEING_COLUMN, WELLBEING_RANGE)]
-                                                         if WELLBEING_COLUMN in df.columns else []):
-        _feature(df, col, lo, hi, out, problems)
-    if LABEL_COLUMN in out:
-        unknown_labels = ~out[LABEL_COLUMN].isin(ACTIVITIES)
-        if unknown_labels.any():
-            names = sorted(out[LABEL_COLUMN][unknown_labels].unique())[:MAX_EXAMPLES]
-            problems.append(f"column 'activity' has unknown label(s) {names} in {_rows(unknown_labels)}; "
-                            f"allowed: {', '.join(ACTIVITIES)}")
+    _keys(df, out, problems, schema)
+    for spec in schema.features:
+        _feature(df, spec.name, spec.bounds()[0], upper_bound(schema, spec), out, problems,
+                 code=spec.kind == "code", missing_ok=spec.missing)
+    wb = schema.wellbeing
+    if wb is not None and wb.column in df.columns:
+        _feature(df, wb.column, wb.min, wb.max, out, problems, name="wellbeing")
+    unknown_labels = ~out["activity"].isin(schema.labels)
+    if unknown_labels.any():
+        names = sorted(out["activity"][unknown_labels].unique())[:MAX_EXAMPLES]
+        problems.append(f"column '{schema.label.column}' has unknown label(s) {names} in {_rows(unknown_labels)}; "
+                        f"allowed: {', '.join(schema.labels)}")
     if problems:
         raise DataValidationError(_message(where, problems))
     table = pd.DataFrame(out)
@@ -161,10 +160,10 @@ def validate_windows(df: pd.DataFrame, source: str) -> pd.DataFrame:
         raise DataValidationError(_message(where, problems))
     table["nso"] = pd.Categorical(table["nso"], categories=list(dict.fromkeys(table["nso"])))
     table["person_id"] = pd.Categorical(table["person_id"], categories=list(dict.fromkeys(table["person_id"])))
-    table[LABEL_COLUMN] = pd.Categorical(table[LABEL_COLUMN], categories=list(ACTIVITIES))
-    if WELLBEING_COLUMN not in table:
-        table[WELLBEING_COLUMN] = np.float32(np.nan)
-    return table[list(KEY_COLUMNS) + list(FEATURE_COLUMNS) + [LABEL_COLUMN, WELLBEING_COLUMN]]
+    table["activity"] = pd.Categorical(table["activity"], categories=list(schema.labels))
+    if "wellbeing" not in table:
+        table["wellbeing"] = np.float32(np.nan)
+    return table[list(KEYS) + [f.name for f in schema.features] + ["activity", "wellbeing"]]
 
 
 def _message(where: str, problems: list[str]) -> str:

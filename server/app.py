@@ -17,7 +17,7 @@ from flwr.server import LegacyContext, ServerApp, ServerConfig
 from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
 from flwr.serverapp import Grid
 
-from clients.model import ModelConfig, build_model, get_weights, set_weights
+from clients.model import ModelConfig, get_weights, model_for_index, set_weights
 from clients.privacy.accounting import DELTA_KEY, resolve_delta, units_per_nso
 from clients.privacy.config import PrivacyConfig, check_federation_scope
 from clients.run_config import section
@@ -85,14 +85,14 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
     random.seed(seed)  # Flower's client sampling uses the random module
     np.random.seed(seed)
 
-    model = build_model(mcfg, seed)
+    model = model_for_index(mcfg, seed, index)
     holdout, _ = load_holdout(data_dir)
     recorder = RoundRecorder(str(rc.get("output-dir") or "") or None, fed.rounds, quiet=bool(rc.get("quiet", False)))
 
     def central_evaluate(server_round, parameters, config):
         set_weights(model, parameters)
         torch.set_num_threads(1)
-        m = evaluate(model, holdout, mcfg)
+        m = evaluate(model, holdout, mcfg, index["labels"], index["wellbeing_range"])
         recorder.central(server_round, m)
         return m["loss"], {k: v for k, v in m.items() if k != "loss"}
 

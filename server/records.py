@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from datasets.atomic import finite_or_none
+
 
 def append_line(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line and flush it: a crash loses no line already written."""
     with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json.dumps(finite_or_none(record), allow_nan=False) + "\n")
         f.flush()
 
 
@@ -24,8 +26,9 @@ def progress_line(row: dict[str, Any], rounds: int) -> str:
                + " ".join(f"{n} {e:.2f}" for n, e in eps.items()) + ")") if eps else ""
     if "dp.epsilon" in row:  # federation scope: one aggregate epsilon, and each NSO share's own
         privacy = f"  epsilon {row['dp.epsilon']:.2f} (aggregate; {row['dp.nso_share_epsilon']:.2f} per NSO share)"
-    return (f"round {row['round']:>3}/{rounds}  accuracy {acc:.3f}  macro-F1 {f1:.3f}  "
-            f"well-being MAE {row.get('central.wellbeing_mae', float('nan')):.3f}{privacy}  "
+    wb = row.get("central.wellbeing_mae")
+    wb_text = f"  well-being MAE {wb:.3f}" if wb is not None and wb == wb else ""  # no ratings in the data: left out
+    return (f"round {row['round']:>3}/{rounds}  accuracy {acc:.3f}  macro-F1 {f1:.3f}{wb_text}{privacy}  "
             f"({row['round_s']:.1f} s)")
 
 

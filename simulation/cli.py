@@ -16,7 +16,7 @@ console = Console(stderr=True)
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="generate, import and describe NSO datasets")
-    dsub = data.add_subparsers(dest="data_command", required=True, metavar="{generate,describe}")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="{generate,describe,import,convert}")
     gen = dsub.add_parser("generate", help="simulate the NSOs' sensor data and write it in the table format")
     gen.add_argument("config", nargs="?", help="experiment config (TOML); its [data.generate] section is used")
     gen.add_argument("--out", default="runs/data", help="output directory (default: runs/data)")
@@ -25,6 +25,20 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
                      help="override a config key, e.g. --set data.generate.seed=3")
     desc = dsub.add_parser("describe", help="per NSO: persons, windows, minutes per activity vs the fact sheet")
     desc.add_argument("path", help="dataset directory or window file (.parquet/.csv)")
+    desc.add_argument("--schema", help="schema file (default: schema.toml beside the data, else the simulator's)")
+    imp = dsub.add_parser("import", help="validate a window table against its schema and write a dataset directory")
+    imp.add_argument("source", help="window file (.parquet/.csv) or dataset directory")
+    imp.add_argument("--out", required=True, help="output dataset directory")
+    imp.add_argument("--schema", help="schema file (default: schema.toml beside the data, else the simulator's)")
+    imp.add_argument("--nsos", type=int, help="spread the persons of a table without an nso column over N NSOs "
+                                              "(stratified by label)")
+    imp.add_argument("--seed", type=int, default=0, help="seed of that assignment (default 0)")
+    imp.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    conv = dsub.add_parser("convert", help="a public wearable dataset shipped by a registry package, as a dataset")
+    conv.add_argument("name", help="dataset: seglearn-watch")
+    conv.add_argument("--out", required=True, help="output dataset directory")
+    conv.add_argument("--window-seconds", type=float, default=2.0, help="window length (default 2 s)")
+    conv.add_argument("--format", choices=("parquet", "csv"), default="parquet")
 
 
 # benchmark -> (help, its options as (flag, default)); every benchmark also takes --json FILE

@@ -29,9 +29,13 @@ class ConfigError(UserError):
 class DataConfig(BaseModel):
     """[data]: simulate (generate) or import (path) the NSOs' window tables."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     path: str | None = Field(None, description="imported dataset: a window file or a dataset directory")
+    schema_file: str | None = Field(None, alias="schema", description="its schema file (default: schema.toml "
+                                    "beside the data; none there: the simulator's schema)")
+    assign_nsos: int | None = Field(None, ge=1, le=1000, description="spread the persons of a table without an "
+                                    "nso column over this many NSOs, stratified by label, by the experiment seed")
     generate: GeneratorSettings = Field(default_factory=GeneratorSettings)
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share of each NSO's persons for local testing")
     holdout_fraction: float = Field(0.1, gt=0, lt=1, description="share held out for central evaluation")
@@ -41,6 +45,8 @@ class DataConfig(BaseModel):
         if self.test_fraction + self.holdout_fraction >= 1:
             raise ValueError(f"test_fraction + holdout_fraction = {self.test_fraction + self.holdout_fraction} "
                              "must be below 1")
+        if self.path is None and (self.schema_file or self.assign_nsos):
+            raise ValueError("data.schema and data.assign_nsos apply to imported data: set data.path too")
         return self
 
 
@@ -150,10 +156,12 @@ def load_config(path: Path | str | None, overrides: list[str] | None = None,
         raise ConfigError(f"{path}: is a sweep file (it has a [sweep] table); run it with `ppml sweep {path}`")
     raw = deep_merge(raw, parse_set(overrides or []))
     relative_to = Path(path).parent if path is not None else Path.cwd()
-    data_path = raw.get("data", {}).get("path") if isinstance(raw.get("data"), dict) else None
-    if isinstance(data_path, str) and not Path(data_path).is_absolute():
-        candidate = relative_to / data_path
-        raw["data"]["path"] = str(candidate if candidate.exists() else Path(data_path))
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    for key in ("path", "schema", "schema_file"):  # files named relative to the config file
+        value = data.get(key)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            candidate = relative_to / value
+            data[key] = str(candidate if candidate.exists() else Path(value))
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

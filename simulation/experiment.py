@@ -10,13 +10,14 @@ from typing import Any
 import pandas as pd
 import tomli_w
 
-from clients.model import build_model
+from clients.model import model_for_index
 from clients.privacy.accounting import resolve_delta, units_per_nso
 from clients.run_config import to_run_config
 from datasets.atomic import write_json
 from datasets.errors import UserError
-from datasets.io import fingerprint, load_windows
-from datasets.prepared import prepare, read_index
+from datasets.dataset import Dataset
+from datasets.io import fingerprint, load_dataset
+from datasets.prepared import FORMAT_VERSION, prepare, read_index
 from datasets.synthetic.generator import generate
 from server import dp_fedavg
 
@@ -47,7 +48,7 @@ def with_delta(cfg: ExperimentConfig, index: dict) -> ExperimentConfig:
         units = units_per_nso(index, cfg.privacy.unit)
     delta = resolve_delta(cfg.privacy.delta, units, cfg.privacy.unit)
     if cfg.privacy.federation:
-        dims = sum(p.numel() for p in build_model(cfg.model, cfg.seed).parameters())
+        dims = sum(p.numel() for p in model_for_index(cfg.model, cfg.seed, index).parameters())
         try:
             dp_fedavg.plan(cfg.privacy.model_copy(update={"delta": delta}), cfg.secure_aggregation, index, dims,
                            cfg.federation.rounds)
@@ -56,16 +57,21 @@ def with_delta(cfg: ExperimentConfig, index: dict) -> ExperimentConfig:
     return cfg.model_copy(update={"privacy": cfg.privacy.model_copy(update={"delta": delta})})
 
 
-def load_data(cfg: ExperimentConfig) -> pd.DataFrame:
-    return load_windows(cfg.data.path) if cfg.data.path else generate(cfg.data.generate).windows
+def load_data(cfg: ExperimentConfig) -> Dataset:
+    """The imported table (validated against its schema, persons spread over NSOs if asked) or
+    the simulated one."""
+    if cfg.data.path:
+        return load_dataset(cfg.data.path, cfg.data.schema_file, cfg.data.assign_nsos, cfg.seed)
+    return generate(cfg.data.generate)
 
 
-def prepared_dir(cfg: ExperimentConfig, windows: pd.DataFrame, fp: str) -> str:
-    """Encoded per-NSO partitions, shared by every run on the same data and split."""
-    key = f"{fp[:16]}-s{cfg.seed}-t{cfg.data.test_fraction}-h{cfg.data.holdout_fraction}"
+def prepared_dir(cfg: ExperimentConfig, dataset: Dataset, fp: str) -> str:
+    """Encoded per-NSO partitions, shared by every run on the same data, schema and split."""
+    key = (f"v{FORMAT_VERSION}-{fp[:16]}-{dataset.schema.fingerprint()[:8]}-s{cfg.seed}-t{cfg.data.test_fraction}"
+           f"-h{cfg.data.holdout_fraction}")
     out = Path(cfg.output.dir) / ".prepared" / key
     if not (out / "index.json").exists():
-        prepare(windows, out, cfg.seed, cfg.data.test_fraction, cfg.data.holdout_fraction)
+        prepare(dataset.windows, out, cfg.seed, cfg.data.test_fraction, cfg.data.holdout_fraction, dataset.schema)
     return str(out)
 
 
@@ -99,15 +105,16 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     engine = engine or get_engine(cfg.engine.name)  # imports Flower, which sets its own log level
     logging.getLogger("flwr").setLevel(logging.WARNING)  # progress comes from the round lines
     run_dir = new_run_dir(Path(out_dir) if out_dir else default_run_dir(cfg.output.dir, cfg.name, cfg.seed))
-    windows = load_data(cfg)
-    fp = fingerprint(windows)
-    data_dir = prepared_dir(cfg, windows, fp)
+    dataset = load_data(cfg)
+    fp = fingerprint(dataset.windows)
+    data_dir = prepared_dir(cfg, dataset, fp)
     index = read_index(data_dir)
     cfg = with_delta(cfg, index)
     (run_dir / "config.toml").write_text(tomli_w.dumps(cfg.model_dump(exclude_none=True)))
     write_json(run_dir / "manifest.json", manifest(seed=cfg.seed, engine=cfg.engine.name, data_fingerprint=fp,
                                                     data_source=cfg.data.path or "generated", data_dir=data_dir,
-                                                    nsos=index["nsos"], windows=index["windows"]))
+                                                    nsos=index["nsos"], windows=index["windows"],
+                                                    schema=index["schema"], labels=index["labels"]))
     rc = app_run_config(cfg, data_dir, str(run_dir), quiet)
     _run_engine(engine, EngineRun(cfg, rc, data_dir, run_dir, index["nsos"], quiet))
     _check_finished(cfg, run_dir)
@@ -115,7 +122,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     pd.DataFrame(m.rows).to_csv(run_dir / "metrics.csv", index=False)
     stops = m.events_named("stopped")
     summary = {"name": cfg.name, "engine": cfg.engine.name, "seed": cfg.seed, "data_fingerprint": fp,
-               **summarise(m.rows, index["nsos"], time.perf_counter() - start),
+               "data": {"schema": index["schema"]["name"], "labels": index["labels"],
+                        "features": len(index["features"])},
+               **summarise(m.rows, index["nsos"], time.perf_counter() - start, index["labels"]),
                "stopped_early": stops[0]["reason"] if stops else None,
                "privacy": privacy_summary(cfg, m.rows + [{"round": x["after_round"] + 1, **x} for x in stops],
                                           index["nsos"], m.events),

@@ -42,7 +42,7 @@ def _opacus_clipped_sum(model, x, y, wb, person, max_norm):
 @pytest.mark.parametrize("max_norm", [0.05, 1.0, 1e4])
 def test_clipped_sums_equal_opacus(unit, max_norm):
     torch.manual_seed(3)
-    model = ActivityNet(ModelConfig(hidden=32, layers=2), n_features=31)
+    model = ActivityNet(ModelConfig(hidden=32, layers=2), n_features=31, n_classes=13)
     x, y, wb, person = _batch()
     unit_of_window = person if unit == "person" else None
     expected = _opacus_clipped_sum(model, x, y, wb, unit_of_window, max_norm)

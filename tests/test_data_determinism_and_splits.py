@@ -48,8 +48,8 @@ def test_split_refuses_bad_fractions(default_dataset):
 
 
 def test_generator_settings_reject_too_few_persons_and_unknown_nsos():
-    with pytest.raises(ValueError, match="at least 10 are needed"):
-        GeneratorSettings(nsos=["FI"], persons={"FI": 3})
+    with pytest.raises(ValueError, match="at least 3 are needed"):
+        GeneratorSettings(nsos=["FI"], persons={"FI": 2})
     with pytest.raises(ValueError, match="unknown NSO"):
         GeneratorSettings(nsos=["XX"])
     with pytest.raises(ValueError, match="not in nsos"):

@@ -109,9 +109,9 @@ def test_duplicate_person_day_slot(tmp_path, small):
 
 
 def test_nso_with_too_few_persons(tmp_path, small):
-    keep = small[~small.person_id.isin([f"NL-{i:05d}" for i in range(5)])]
+    keep = small[~small.person_id.isin([f"NL-{i:05d}" for i in range(10)])]
     msg, _ = _bad(tmp_path, keep)
-    assert "NSO 'NL' has 7 person(s); at least 10 are needed" in msg
+    assert "NSO 'NL' has 2 person(s); at least 3 are needed" in msg
 
 
 def test_empty_files(tmp_path, small):

@@ -110,7 +110,7 @@ def test_a_diverging_person_counts_as_zero_and_a_non_finite_share_is_never_sent(
 
     rng = np.random.default_rng(0)
     n = 40
-    model = build_model(ModelConfig(hidden=8, layers=1), 0)
+    model = build_model(ModelConfig(hidden=8, layers=1), 0, 31, 13)
     features = model.trunk[0].in_features
     data = Arrays(rng.normal(size=(n, features)).astype(np.float32), rng.integers(0, 13, n),
                   np.full(n, np.nan, np.float32), np.repeat(np.arange(4), 10))

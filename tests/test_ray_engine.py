@@ -38,10 +38,11 @@ def test_ray_engine_matches_local_engine(tmp_path):
     assert diff < 1e-4, diff
 
 
-def test_ray_engine_runs_secure_aggregation_with_dp(tmp_path):
+def test_ray_engine_runs_secure_aggregation_with_dp_on_a_declared_schema(tmp_path, declared_dir):
+    """Data with its own sensors and labels (conftest.DECLARED_SCHEMA), through Ray, DP and SecAgg+."""
     runs = tmp_path / "runs"
     extra = ["--set", "secure_aggregation.enabled=true", "--set", "privacy.enabled=true",
-             "--set", "privacy.noise_multiplier=1.0"]
+             "--set", "privacy.noise_multiplier=1.0", "--set", f"data.path='{declared_dir}'"]
     assert main(["run", *ARGS, *extra, "--set", f"output.dir={runs}", "--out", str(tmp_path / "local")]) == 0
     cmd = [sys.executable, "-m", "simulation.cli", "run", *ARGS, *extra, "--set", f"output.dir={runs}",
            "--set", "engine.name=ray", "--out", str(tmp_path / "ray")]
@@ -53,6 +54,8 @@ def test_ray_engine_runs_secure_aggregation_with_dp(tmp_path):
     local = json.loads((tmp_path / "local" / "summary.json").read_text())
     ray = json.loads((tmp_path / "ray" / "summary.json").read_text())
     assert ray["secure_aggregation"]["rounds_completed"] == 2 and ray["secure_aggregation"]["dropped"] == []
+    assert ray["data"]["schema"] == "smartwatch-study" and list(ray["final"]["per_class_f1"]) == \
+        ["asleep", "sedentary", "active", "moving"]
     assert ray["privacy"]["per_nso_epsilon"] == pytest.approx(local["privacy"]["per_nso_epsilon"], rel=1e-9)
     # SecAgg+'s stochastic rounding draws from each process's own generator: not bit-identical
     assert abs(ray["final"]["accuracy"] - local["final"]["accuracy"]) < 0.02

@@ -93,7 +93,8 @@ def test_server_sees_only_masked_vectors_and_the_aggregate_is_exact(tmp_path, mo
     from clients.model import ModelConfig, build_model, get_weights
     from datasets.prepared import load_partition
 
-    initial = get_weights(build_model(ModelConfig(), 0))
+    part = load_partition(str(data_dir), "FI")
+    initial = get_weights(build_model(ModelConfig(), 0, part.n_features, len(part.labels)))
     n = {nso: len(load_partition(str(data_dir), nso).train) for nso in true_updates}
     expected = [w + sum(n[k] * true_updates[k][i] for k in n) / sum(n.values()) for i, w in enumerate(initial)]
     got = np.load(tmp_path / "run" / "model.npz")

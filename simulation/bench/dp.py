@@ -27,17 +27,18 @@ def bench_dp(repeats: int = 3) -> dict:
     times: dict[str, list[float]] = {"non_private": [], "dp_record": [], "dp_person": []}
     with tempfile.TemporaryDirectory() as tmp:
         prepare(windows, tmp, 0, 0.2, 0.1)
-        data = load_partition(tmp, "DE").train
-        train(build_model(mcfg, 0), data, tcfg, mcfg, 0)  # warm-up
+        part = load_partition(tmp, "DE")
+        data = part.train
+        train(build_model(mcfg, 0, part.n_features, len(part.labels)), data, tcfg, mcfg, 0)  # warm-up
         for _ in range(repeats):
-            model = build_model(mcfg, 0)
+            model = build_model(mcfg, 0, part.n_features, len(part.labels))
             start = time.perf_counter()
             train(model, data, tcfg, mcfg, 0)
             times["non_private"].append(time.perf_counter() - start)
             for unit in ("record", "person"):
                 pcfg = PrivacyConfig(enabled=True, unit=unit, noise_multiplier=1.0)
                 q = sample_rate(pcfg, tcfg, data)
-                model = build_model(mcfg, 0)
+                model = build_model(mcfg, 0, part.n_features, len(part.labels))
                 start = time.perf_counter()
                 dp_train(model, data, tcfg, mcfg, unit, 1.0, 1.0, q, steps_per_round(q, 1), 0)
                 times[f"dp_{unit}"].append(time.perf_counter() - start)

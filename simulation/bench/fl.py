@@ -27,11 +27,15 @@ WORKERS_TARGET_RATIO = 0.65  # a run on every core against the same run on one
 def _direct(parts, holdout, cfg: ExperimentConfig, rounds: int) -> tuple[float, float]:
     """The same training, averaging and evaluation as a federated run, called directly:
     (total seconds, of which training)."""
-    global_model = build_model(cfg.model, cfg.seed)
-    local = build_model(cfg.model, cfg.seed)
+    global_model = build_model(cfg.model, cfg.seed, parts[0].n_features, len(parts[0].labels))
+    local = build_model(cfg.model, cfg.seed, parts[0].n_features, len(parts[0].labels))
     train_s = 0.0
     start = time.perf_counter()
-    evaluate(global_model, holdout, cfg.model)
+
+    def evaluate_on(data):
+        return evaluate(global_model, data, cfg.model, parts[0].labels, parts[0].wellbeing_range)
+
+    evaluate_on(holdout)
     for r in range(1, rounds + 1):
         weights = get_weights(global_model)
         updates = []
@@ -43,9 +47,9 @@ def _direct(parts, holdout, cfg: ExperimentConfig, rounds: int) -> tuple[float, 
             updates.append((get_weights(local), len(p.train)))
         total = sum(n for _, n in updates)
         set_weights(global_model, [sum(w[i] * n for w, n in updates) / total for i in range(len(weights))])
-        evaluate(global_model, holdout, cfg.model)
+        evaluate_on(holdout)
         for p in parts:
-            evaluate(global_model, p.test, cfg.model)
+            evaluate_on(p.test)
     return time.perf_counter() - start, train_s
 
 

@@ -46,7 +46,7 @@ def _peer_client_app(data_dir: str, sigma: float, clip: float, batch: int, delta
 
         def fit(self, parameters, config):
             torch.set_num_threads(1)
-            model = build_model(mcfg, 0)
+            model = build_model(mcfg, 0, self.part.n_features, len(self.part.labels))
             set_weights(model, parameters)
             d = self.part.train
             loader = DataLoader(TensorDataset(torch.from_numpy(d.x), torch.from_numpy(d.y),
@@ -58,7 +58,7 @@ def _peer_client_app(data_dir: str, sigma: float, clip: float, batch: int, delta
             model.train()
             for x, y, wb in loader:
                 optimizer.zero_grad()
-                loss_fn(model(x), y, wb, mcfg.wellbeing_weight, 13).backward()
+                loss_fn(model(x), y, wb, mcfg.wellbeing_weight, len(self.part.labels)).backward()
                 optimizer.step()
             weights = [p.detach().numpy().copy() for p in model._module.state_dict().values()]
             return weights, len(d), {"epsilon": float(engine.get_epsilon(delta)),
@@ -78,7 +78,8 @@ def peer_run(data_dir: str, rounds: int, sigma: float, clip: float, batch: int, 
     from flwr.server.strategy import FedAvg
     from flwr.simulation import run_simulation
 
-    from clients.model import ModelConfig, build_model, get_weights
+    from clients.model import ModelConfig, get_weights, model_for_index
+    from datasets.prepared import read_index
 
     client_app, n = _peer_client_app(data_dir, sigma, clip, batch, delta)
     history: list = []
@@ -88,7 +89,7 @@ def peer_run(data_dir: str, rounds: int, sigma: float, clip: float, batch: int, 
         return {}
 
     def server_fn(context: Context):
-        init = ndarrays_to_parameters(get_weights(build_model(ModelConfig(), 0)))
+        init = ndarrays_to_parameters(get_weights(model_for_index(ModelConfig(), 0, read_index(data_dir))))
         strategy = FedAvg(fraction_evaluate=0.0, min_fit_clients=n, min_available_clients=n,
                           initial_parameters=init, fit_metrics_aggregation_fn=fit_metrics)
         return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=rounds))

@@ -95,8 +95,8 @@ def bench_runs(rounds: int = 30, progress: Callable[[str], None] = print) -> dic
     out: dict = {"benchmark": "runs", "rounds": rounds, "config": "experiments/baseline.toml", "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(EXPERIMENTS / "baseline.toml", [f"output.dir='{tmp}'"])
-        windows = load_data(cfg)  # prepared once before timing, as every later run finds it
-        prepared_dir(cfg, windows, fingerprint(windows))
+        dataset = load_data(cfg)  # prepared once before timing, as every later run finds it
+        prepared_dir(cfg, dataset, fingerprint(dataset.windows))
         for name, overrides in SHAPES.items():
             r = out["runs"][name] = _one(tmp, name, overrides, rounds)
             progress(f"  {name}: {r['wall_s']:.1f} s, round 2 {r['round_2_s']:.2f} s -> round {rounds} "

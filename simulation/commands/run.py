@@ -18,6 +18,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     run_dir = run_experiment(cfg, args.out, quiet=args.quiet)
     s = json.loads((run_dir / "summary.json").read_text())
     f = s["final"]
-    console.print(f"final: accuracy {f['accuracy']:.3f}, macro-F1 {f['macro_f1']:.3f}, well-being MAE "
-                  f"{f['wellbeing_mae']:.3f}; {s['timing']['wall_s']:.1f} s; run directory {run_dir}")
+    wb = f"well-being MAE {f['wellbeing_mae']:.3f}; " if f.get("wellbeing_mae") is not None else ""
+    console.print(f"final: accuracy {f['accuracy']:.3f}, macro-F1 {f['macro_f1']:.3f}, {wb}"
+                  f"{s['timing']['wall_s']:.1f} s; run directory {run_dir}")
     return 0

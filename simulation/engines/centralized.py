@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from clients.model import build_model
+from clients.model import model_for_index
 from clients.training import evaluate, train
 from datasets.errors import UserError
-from datasets.prepared import Arrays, load_holdout, load_partition
+from datasets.prepared import Arrays, load_holdout, load_partition, read_index
 from server.records import RoundRecorder
 
 from .base import EngineRun
@@ -27,13 +27,18 @@ class CentralizedEngine:
         if len(pooled) == 0:
             raise UserError("no training windows in the data")
         holdout, _ = load_holdout(job.data_dir)
-        model = build_model(cfg.model, cfg.seed)
+        index = read_index(job.data_dir)
+        model = model_for_index(cfg.model, cfg.seed, index)
         recorder = RoundRecorder(str(job.run_dir), cfg.federation.rounds, quiet=job.quiet)
         torch.set_num_threads(1)
-        recorder.central(0, evaluate(model, holdout, cfg.model))
+
+        def evaluate_on(data: Arrays) -> dict:
+            return evaluate(model, data, cfg.model, index["labels"], index["wellbeing_range"])
+
+        recorder.central(0, evaluate_on(holdout))
         for r in range(1, cfg.federation.rounds + 1):
             stats = train(model, pooled, cfg.training, cfg.model, cfg.seed * 100_003 + r)
             recorder.current["round"] = r
             recorder.fit([{"nso": "pooled", **stats}])
-            recorder.central(r, evaluate(model, holdout, cfg.model))
-            recorder.federated([(len(p.test), {"nso": p.nso, **evaluate(model, p.test, cfg.model)}) for p in parts])
+            recorder.central(r, evaluate_on(holdout))
+            recorder.federated([(len(p.test), {"nso": p.nso, **evaluate_on(p.test)}) for p in parts])

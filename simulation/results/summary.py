@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from datasets.errors import UserError
-from datasets.schema import ACTIVITIES
 
 from ..config import ExperimentConfig
 
@@ -107,7 +106,7 @@ def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: lis
     }
 
 
-def summarise(rows: list[dict[str, Any]], nsos: list[str], wall_s: float) -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], nsos: list[str], wall_s: float, labels: list[str]) -> dict[str, Any]:
     """Final and initial metrics and timing: the headline block of summary.json."""
     if not rows:
         raise RunFailed("the run recorded no rounds")
@@ -118,7 +117,7 @@ def summarise(rows: list[dict[str, Any]], nsos: list[str], wall_s: float) -> dic
             "accuracy": last.get("central.accuracy"),
             "macro_f1": last.get("central.macro_f1"),
             "wellbeing_mae": last.get("central.wellbeing_mae"),
-            "per_class_f1": {a: last.get(f"central.f1.{a}") for a in ACTIVITIES},
+            "per_class_f1": {a: last.get(f"central.f1.{a}") for a in labels},
             "per_nso_accuracy": {n: last.get(f"nso.{n}.accuracy") for n in nsos},
             "per_nso_macro_f1": {n: last.get(f"nso.{n}.macro_f1") for n in nsos},
             "federated_accuracy": last.get("federated.accuracy"),

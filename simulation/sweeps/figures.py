@@ -114,10 +114,26 @@ def privacy_utility(table: pd.DataFrame, out: Path, metric: str = "macro_f1") ->
 def per_nso_heatmap(table: pd.DataFrame, out: Path) -> Path:
     """Accuracy of the final model on each NSO's own test persons, per setting (mean over seeds)."""
     cols = [c for c in table.columns if c.startswith("nso.") and c.endswith(".accuracy")]
-    t = table[table.role != "centralized"].copy()
+    return _setting_heatmap(table[table.role != "centralized"], cols, [c.split(".")[1] for c in cols],
+                            "Accuracy on each NSO's test persons: who pays for privacy", out / "per_nso_accuracy.png")
+
+
+def per_class_heatmap(table: pd.DataFrame, out: Path) -> Path | None:
+    """F1 of each of the dataset's labels on the held-out persons, per setting (mean over seeds)."""
+    cols = [c for c in table.columns if c.startswith("f1.")]
+    if not cols:
+        return None
+    return _setting_heatmap(table, cols, [c[3:] for c in cols], "F1 per label on held-out persons: which "
+                            "activities privacy costs", out / "per_class_f1.png")
+
+
+def _setting_heatmap(table: pd.DataFrame, cols: list[str], names: list[str], title: str, path: Path) -> Path:
+    """One row per setting (references first, then by panel and falling epsilon), one column per `cols`."""
+    t = table.copy()
     keys = varying(t, [c for c in t.columns if c.startswith("grid.") and c not in EPSILON_KEYS + PANEL_KEYS])
-    t["panel"] = t.apply(lambda r: "" if r.role == "non_private" else panel(r), axis=1)
-    t["setting"] = t.apply(lambda r: ("non-private" if r.role == "non_private" else f"{r.panel}, eps {r.epsilon:.2g}")
+    t["panel"] = t.apply(lambda r: "" if r.role in ("non_private", "centralized") else panel(r), axis=1)
+    t["setting"] = t.apply(lambda r: (r.role.replace("_", "-") if r.role in ("non_private", "centralized")
+                                      else f"{r.panel}, eps {r.epsilon:.2g}")
                            + (f", {describe(r, keys)}" if describe(r, keys) else ""), axis=1)
     m = t.groupby("setting")[cols + ["epsilon"]].mean()
     m["panel"] = t.groupby("setting")["panel"].first()
@@ -127,11 +143,12 @@ def per_nso_heatmap(table: pd.DataFrame, out: Path) -> Path:
     im = ax.imshow(data, cmap="RdYlGn", vmin=np.nanmin(data), vmax=np.nanmax(data), aspect="auto")
     for (i, j), v in np.ndenumerate(data):
         ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(len(cols)), [c.split(".")[1] for c in cols])
+    ax.set_xticks(range(len(cols)), names, rotation=45 if max(map(len, names)) > 4 else 0, ha="right"
+                  if max(map(len, names)) > 4 else "center", fontsize=7)
     ax.set_yticks(range(len(m)), m.index, fontsize=7)
-    ax.set_title("Accuracy on each NSO's test persons: who pays for privacy", fontsize=10)
+    ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.03)
-    return _save(fig, out, "per_nso_accuracy.png")
+    return _save(fig, path.parent, path.name)
 
 
 def rounds(table: pd.DataFrame, curves: dict[str, pd.Series], out: Path) -> Path:

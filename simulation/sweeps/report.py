@@ -59,13 +59,18 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _labels(table: pd.DataFrame) -> str:
+    return ", ".join(c[3:] for c in table.columns if c.startswith("f1."))
+
+
 def _provenance(sweep_dir: Path, table: pd.DataFrame, plan: dict) -> list[str]:
     """Where the numbers come from: command, versions, commit, data, and how to reproduce a point."""
     first = sweep_dir / "points" / table.point.iloc[0]
     man = json.loads((first / "manifest.json").read_text()) if (first / "manifest.json").exists() else {}
     versions = ", ".join(f"{k} {v}" for k, v in man.get("versions", {}).items() if v)
     git = man.get("git", {})
-    fp = json.loads((first / "summary.json").read_text())["data_fingerprint"][:16]
+    summary = json.loads((first / "summary.json").read_text())
+    fp, data = summary["data_fingerprint"][:16], summary.get("data", {})
     return [
         f"# Sweep report: {sweep_dir.name}",
         "",
@@ -73,7 +78,8 @@ def _provenance(sweep_dir: Path, table: pd.DataFrame, plan: dict) -> list[str]:
         f"(copy of `{plan.get('sweep_file')}`)",
         f"- Points: {len(table)} of {len(plan['points'])} finished; seeds: {sorted(table.seed.unique().tolist())}",
         f"- Versions: {versions}; git commit {git.get('commit')}" + (" (uncommitted changes)" if git.get("dirty") else ""),
-        f"- Data fingerprint: {fp}",
+        f"- Data fingerprint: {fp}; schema '{data.get('schema', '?')}', {data.get('features', '?')} model inputs, "
+        f"labels: {', '.join(data.get('labels', []))}",
         "- Reproduce a point: `ppml run points/<id>/config.toml --out <new dir>` gives the same numbers.",
         "",
     ]
@@ -86,7 +92,8 @@ def write_report(sweep_dir: Path | str) -> Path:
     out.mkdir(exist_ok=True)
     curves = {pid: pd.read_csv(sweep_dir / "points" / pid / "metrics.csv").set_index("round")["central.accuracy"]
               for pid in table.point}
-    figs = [figures.privacy_utility(table, out), figures.rounds(table, curves, out), figures.per_nso_heatmap(table, out)]
+    figs = [figures.privacy_utility(table, out), figures.rounds(table, curves, out), figures.per_nso_heatmap(table, out),
+            figures.per_class_heatmap(table, out)]
     sec_fig, sec_text = figures.secagg_cost(table, out)
     pop_fig = figures.population(table, out)
     best = tuned(table)
@@ -106,6 +113,8 @@ def write_report(sweep_dir: Path | str) -> Path:
         "",
         f"![per-NSO accuracy]({figs[2].name})",
         "",
+        *(["## Per-label F1", f"F1 of each of the dataset's labels ({_labels(table)}) on the held-out persons.", "",
+           f"![per-label F1]({figs[3].name})", ""] if figs[3] else []),
         "## SecAgg+ time cost",
         sec_text,
         "",

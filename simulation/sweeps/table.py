@@ -36,7 +36,8 @@ def results_table(sweep_dir: Path, points: list[Point]) -> pd.DataFrame:
                "rounds_completed": s["rounds_completed"], "stopped_early": s.get("stopped_early"),
                "wall_s": s["timing"]["wall_s"], "rounds_s": s["timing"]["rounds_s"],
                "round_s": s["timing"]["rounds_s"] / max(s["rounds_completed"], 1),
-               **{f"nso.{n}.accuracy": v for n, v in f["per_nso_accuracy"].items()}}
+               **{f"nso.{n}.accuracy": v for n, v in f["per_nso_accuracy"].items()},
+               **{f"f1.{label}": v for label, v in (f.get("per_class_f1") or {}).items()}}
         rows.append({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()})
     return pd.DataFrame(rows)
 
