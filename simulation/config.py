@@ -148,6 +148,17 @@ def read_toml(path: Path | str) -> dict[str, Any]:
         raise ConfigError(f"{p}: not a text file; a TOML config file is expected") from None
 
 
+def resolve_data_files(raw: dict[str, Any], relative_to: Path) -> None:
+    """data.path and data.schema name files relative to the config file that names them (as given,
+    relative to the working directory, when nothing is there)."""
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    for key in ("path", "schema", "schema_file"):
+        value = data.get(key)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            candidate = relative_to / value
+            data[key] = str(candidate.resolve() if candidate.exists() else Path(value))
+
+
 def load_config(path: Path | str | None, overrides: list[str] | None = None,
                 model: type[BaseModel] = ExperimentConfig) -> BaseModel:
     """Read, merge --set overrides, validate; raise ConfigError naming every bad key."""
@@ -155,13 +166,7 @@ def load_config(path: Path | str | None, overrides: list[str] | None = None,
     if "sweep" in raw:
         raise ConfigError(f"{path}: is a sweep file (it has a [sweep] table); run it with `ppml sweep {path}`")
     raw = deep_merge(raw, parse_set(overrides or []))
-    relative_to = Path(path).parent if path is not None else Path.cwd()
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    for key in ("path", "schema", "schema_file"):  # files named relative to the config file
-        value = data.get(key)
-        if isinstance(value, str) and not Path(value).is_absolute():
-            candidate = relative_to / value
-            data[key] = str(candidate if candidate.exists() else Path(value))
+    resolve_data_files(raw, Path(path).parent if path is not None else Path.cwd())
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from clients.run_config import flatten, nest
 from datasets.errors import validation_lines
 
-from ..config import ConfigError, ExperimentConfig, deep_merge, format_validation_error, read_toml
+from ..config import ConfigError, ExperimentConfig, deep_merge, format_validation_error, read_toml, resolve_data_files
 
 REFERENCE_PREFIXES = ("privacy.", "secure_aggregation.")
 
@@ -118,8 +118,7 @@ def _read_base(path: Path, spec: SweepSpec) -> dict[str, Any]:
     base = read_toml(base_path)
     if "sweep" in base:
         raise ConfigError(f"{path}: sweep.base = {spec.base!r} is itself a sweep file; it must be an experiment config")
-    if isinstance(base.get("data", {}).get("path"), str) and not Path(base["data"]["path"]).is_absolute():
-        base["data"]["path"] = str((base_path.parent / base["data"]["path"]).resolve())
+    resolve_data_files(base, base_path.parent)
     return deep_merge(base, nest(spec.set))
 
 
@@ -154,6 +153,9 @@ def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
             cfg_raw = deep_merge(deep_merge(deep_merge(base, extra_set), nest(values)), {"seed": seed})
             where = f"{path}: point {role} seed={seed} " + " ".join(f"{k}={v!r}" for k, v in values.items())
             cfg = _validate(cfg_raw, where)
+            for name, file in (("data.path", cfg.data.path), ("data.schema", cfg.data.schema_file)):
+                if file and not Path(file).exists():
+                    raise ConfigError(f"{where}: {name} = {file!r}: no such file or directory")
             cfg_dict = cfg.model_dump(exclude_none=True)
             cfg_dict["name"] = f"{spec.name}"
             points.append(Point(_point_id(role, cfg_dict), role, seed, values, cfg_dict))
