@@ -222,3 +222,13 @@ def test_the_seglearn_watch_recordings_convert_and_federate(tmp_path):
     assert s["data"]["schema"] == "seglearn-watch" and s["final"]["accuracy"] > 1 / 7  # learns beyond chance
     assert s["final"]["wellbeing_mae"] is None  # no ratings in these data
     assert main(["data", "convert", "nothing", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_sweep_over_missing_data_is_refused_before_any_point_runs(tmp_path, capsys):
+    base = tmp_path / "base.toml"
+    base.write_text('[data]\npath = "no/such/dir"\n')
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'[sweep]\nname = "x"\nbase = "{base}"\nseeds = [0]\n[sweep.grid]\n"federation.rounds" = [1, 2]\n')
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "out")]) == 2
+    assert "data.path = 'no/such/dir': no such file or directory" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "points").exists()
