@@ -8,6 +8,7 @@ do not pay for them.
 
 from __future__ import annotations
 
+import json
 import zlib
 
 import numpy as np
@@ -57,8 +58,8 @@ class NSOClient(NumPyClient):
         self.train_cfg = section(rc, "training", TrainingConfig)
         self.privacy = section(rc, "privacy", PrivacyConfig)
         self.rounds = int(rc.get("federation.rounds", 1))
-        data_dir, self.nso = resolve_nso(context, rc)
-        self.data = load_partition(data_dir, self.nso)
+        self.data_dir, self.nso = resolve_nso(context, rc)
+        self.data = load_partition(self.data_dir, self.nso)
         self.model = build_model(self.model_cfg, self.seed, self.data.n_features, len(self.data.labels))
         self.context = context
 
@@ -67,6 +68,8 @@ class NSOClient(NumPyClient):
         server_round = int(config.get("server_round", 0))
         seed = round_seed(self.seed, self.nso, server_round)
         torch.set_num_threads(1)
+        if config.get("task") == "estimate":
+            return self._estimate(config)
         if self.privacy.federation:
             return self._federation_fit(seed, config)
         if self.privacy.enabled:
@@ -129,6 +132,22 @@ class NSOClient(NumPyClient):
         share = noisy_share(sums, float(config["fdp_noise_std"]), float(config["fdp_grid_step"]),
                             float(config["fdp_clipping_range"]), rng)
         return share, 1, {"nso": self.nso, "noise_std": float(config["fdp_noise_std"])}
+
+    def _estimate(self, config):
+        """Time-use estimation with the model just received (clients/estimation/national.py): the
+        noisy confusion counts, or the national table (published by this NSO, here collected as a
+        metric) and the vector for the pooled figures; weight 1, whatever the NSO's size."""
+        from .estimation.national import estimate_national, noisy_confusion, setting_from_json
+
+        st = setting_from_json(str(config["inference_setting"]))
+        if config["inference_phase"] == "confusion":
+            counts, _ = noisy_confusion(self.model, self.data_dir, self.nso, st)
+            return [st.confusion_layout().pack({"confusion": counts})], 1, {"nso": self.nso}
+        pooled = np.array(json.loads(str(config["pooled_confusion"]))) if "pooled_confusion" in config else None
+        nat = estimate_national(self.model, self.data_dir, self.nso, st, self.seed, pooled)
+        release = {"rows": nat.rows, "wellbeing": nat.wellbeing, "epsilon_sensor": nat.epsilon_sensor,
+                   "epsilon_labelled": nat.epsilon_labelled}
+        return [st.estimates_layout().pack(nat.pooling)], 1, {"nso": self.nso, "release": json.dumps(release)}
 
     def _delta(self, config, n_units: int) -> float:
         """The run's one delta, sent by the server (clients/privacy/accounting.resolve_delta), so

@@ -55,10 +55,22 @@ def to_run_config(sections: dict[str, BaseModel]) -> dict[str, Any]:
             for k, v in flatten(nested).items()}
 
 
+def _decoded(v: Any) -> Any:
+    """UNSET back to None, JSON list text back to the list (to_run_config's inverse)."""
+    if v == UNSET:
+        return None
+    if isinstance(v, str) and v.startswith("["):
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            return v
+    return v
+
+
 def section_values(run_config: dict[str, Any], name: str) -> dict[str, Any]:
-    """The keys of one section, nested, with UNSET back to None."""
+    """The keys of one section, nested, with UNSET back to None and lists decoded."""
     prefix = f"{name}."
-    return nest({k[len(prefix):]: (None if v == UNSET else v) for k, v in run_config.items() if k.startswith(prefix)})
+    return nest({k[len(prefix):]: _decoded(v) for k, v in run_config.items() if k.startswith(prefix)})
 
 
 def section(run_config: dict[str, Any], name: str, model: type[M]) -> M:

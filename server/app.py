@@ -17,6 +17,7 @@ from flwr.server import LegacyContext, ServerApp, ServerConfig
 from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
 from flwr.serverapp import Grid
 
+from clients.estimation.config import InferenceConfig
 from clients.model import ModelConfig, get_weights, model_for_index, set_weights
 from clients.privacy.accounting import DELTA_KEY, resolve_delta, units_per_nso
 from clients.privacy.config import PrivacyConfig, check_federation_scope
@@ -32,6 +33,7 @@ from .config import FederationConfig
 from .records import RoundRecorder
 from .secure_aggregation import SecAggPlan, plan_secure_aggregation
 from .strategy import BudgetSpent, make_strategy
+from .time_use import run_time_use
 from .workflow import round_workflow, wait_for_nodes
 
 
@@ -76,14 +78,32 @@ def federation_plan(privacy: PrivacyConfig, sa: SecureAggregationConfig, fed: Fe
 
 
 def main(grid: Grid, context: Context, rc: dict) -> None:
+    """Train (unless `estimate-only` names a released model.npz), then, when [inference] asks for
+    it, estimate time use with the final model (server/time_use.py)."""
     seed = int(rc.get("seed", 0))
     fed = section(rc, "federation", FederationConfig)
-    mcfg = section(rc, "model", ModelConfig)
     sa = section(rc, "secure_aggregation", SecureAggregationConfig)
     data_dir = str(rc.get("data-dir") or "") or default_data_dir()
     index = read_index(data_dir)
     random.seed(seed)  # Flower's client sampling uses the random module
     np.random.seed(seed)
+    out_dir = str(rc.get("output-dir") or "") or None
+    if rc.get("estimate-only"):
+        with np.load(str(rc["estimate-only"])) as z:
+            weights = [z[f"arr_{i}"] for i in range(len(z.files))]
+    else:
+        weights = train(grid, context, rc, fed, sa, data_dir, index)
+    icfg = section(rc, "inference", InferenceConfig)
+    if icfg.enabled:
+        wait_for_nodes(grid, len(index["nsos"]), fed.node_wait_s)
+        run_time_use(grid, context, rc, weights, data_dir, index["nsos"], icfg, sa, fed, out_dir)
+
+
+def train(grid: Grid, context: Context, rc: dict, fed: FederationConfig, sa: SecureAggregationConfig, data_dir: str,
+          index: dict) -> list[np.ndarray]:
+    """Every round of federated training; returns (and saves) the released model."""
+    seed = int(rc.get("seed", 0))
+    mcfg = section(rc, "model", ModelConfig)
 
     model = model_for_index(mcfg, seed, index)
     holdout, _ = load_holdout(data_dir)
@@ -118,7 +138,9 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
         round_workflow(secagg.workflow if secagg else None, reply_timeout)(grid, legacy)
     except BudgetSpent as stop:
         recorder.stopped(str(stop))
-    recorder.save_model(legacy.state.array_records[MAIN_PARAMS_RECORD].to_numpy_ndarrays())
+    weights = legacy.state.array_records[MAIN_PARAMS_RECORD].to_numpy_ndarrays()
+    recorder.save_model(weights)
+    return weights
 
 
 app = make_server_app()

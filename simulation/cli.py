@@ -88,10 +88,20 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("sweep_dir")
 
 
+def _add_estimate(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("estimate", help="time-use statistics from a finished run's model (docs/time_use.md)")
+    e.add_argument("run_dir", help="directory of a finished `ppml run`")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set inference.epsilon=1")
+    e.add_argument("--out", help="output directory (default: RUN_DIR/estimates/<time>)")
+    e.add_argument("--quiet", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ppml", description=__doc__.splitlines()[0].replace("The ", ""))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,report,data,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,estimate,sweep,report,data,bench}")
     _add_run(sub)
+    _add_estimate(sub)
     _add_sweep(sub)
     _add_data(sub)
     _add_bench(sub)
@@ -99,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {  # command -> (module in simulation/commands, function)
-    "run": ("run", "run"), "sweep": ("sweep", "run"), "report": ("sweep", "report"),
+    "run": ("run", "run"), "estimate": ("estimate", "run"), "sweep": ("sweep", "run"), "report": ("sweep", "report"),
     "data": ("data", "run"), "bench": ("bench", "run"),
 }
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from clients.estimation.config import InferenceConfig
 from clients.model import ModelConfig
 from clients.privacy.config import PrivacyConfig, check_federation_scope
 from clients.run_config import nest
@@ -79,6 +80,12 @@ class ExperimentConfig(BaseModel):
                              "implemented in DP-SGD training; use 'fedavg' or 'fedadam' with DP")
         check_federation_scope(self.privacy, self.secure_aggregation.enabled, self.federation.strategy,
                                self.federation.fraction_fit)
+        if self.inference.enabled and self.data.path:
+            raise ValueError("inference.enabled with data.path: the sensor-only sample (persons without diaries) is "
+                             "simulated with the generated data; importing a real one is not supported yet")
+        if self.inference.enabled and self.engine.name == "centralized":
+            raise ValueError("inference.enabled with engine.name = 'centralized': time-use estimation runs in the NSOs "
+                             "of a federation; use local, ray or deployment")
         if self.secure_aggregation.dropouts and not self.data.path:
             unknown = sorted({d.nso for d in self.secure_aggregation.dropouts} - set(self.data.generate.nsos))
             if unknown:
@@ -96,6 +103,7 @@ class ExperimentConfig(BaseModel):
     federation: FederationConfig = Field(default_factory=FederationConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     secure_aggregation: SecureAggregationConfig = Field(default_factory=SecureAggregationConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 

@@ -23,17 +23,22 @@ from server import dp_fedavg
 
 from .config import ExperimentConfig
 from .engines.base import Engine, EngineRun, get_engine
+from .inference.evaluate import evaluate_release
+from .inference.prepare import prepare_sensor_only
 from .results.manifest import manifest
 from .results.metrics import read_metrics
 from .results.run_dir import default_run_dir, new_run_dir
 from .results.summary import RunFailed, privacy_summary, secure_aggregation_summary, summarise
 
 
-def app_run_config(cfg: ExperimentConfig, data_dir: str, output_dir: str, quiet: bool) -> dict[str, Any]:
+def app_run_config(cfg: ExperimentConfig, data_dir: str, output_dir: str, quiet: bool, inference_subdir: str = "",
+                   estimate_only: str = "") -> dict[str, Any]:
     """The flat scalar run config the Flower apps read (the same keys `flwr run .` uses)."""
     return {"seed": cfg.seed, "data-dir": data_dir, "output-dir": output_dir, "quiet": quiet,
+            "inference-subdir": inference_subdir, "estimate-only": estimate_only,
             **to_run_config({"model": cfg.model, "training": cfg.training, "federation": cfg.federation,
-                             "privacy": cfg.privacy, "secure_aggregation": cfg.secure_aggregation})}
+                             "privacy": cfg.privacy, "secure_aggregation": cfg.secure_aggregation,
+                             "inference": cfg.inference})}
 
 
 def with_delta(cfg: ExperimentConfig, index: dict) -> ExperimentConfig:
@@ -115,7 +120,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
                                                     data_source=cfg.data.path or "generated", data_dir=data_dir,
                                                     nsos=index["nsos"], windows=index["windows"],
                                                     schema=index["schema"], labels=index["labels"]))
-    rc = app_run_config(cfg, data_dir, str(run_dir), quiet)
+    subdir = prepare_sensor_only(cfg, dataset, data_dir) if cfg.inference.enabled else ""
+    rc = app_run_config(cfg, data_dir, str(run_dir), quiet, subdir)
     _run_engine(engine, EngineRun(cfg, rc, data_dir, run_dir, index["nsos"], quiet))
     _check_finished(cfg, run_dir)
     m = read_metrics(run_dir / "metrics.jsonl")
@@ -129,5 +135,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
                "privacy": privacy_summary(cfg, m.rows + [{"round": x["after_round"] + 1, **x} for x in stops],
                                           index["nsos"], m.events),
                "secure_aggregation": secure_aggregation_summary(cfg, m.rows, m.events, index["nsos"])}
+    if cfg.inference.enabled:
+        summary["time_use"] = evaluate_release(run_dir, Path(data_dir) / subdir)
     write_json(run_dir / "summary.json", summary)
     return run_dir

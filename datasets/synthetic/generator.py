@@ -73,8 +73,11 @@ class GeneratorSettings(BaseModel):
         return sum(self.persons_per_nso().values()) * self.days_per_person * SLOTS_PER_DAY
 
 
-def _nso_arrays(code: str, n_persons: int, s: GeneratorSettings) -> tuple[dict, dict]:
-    rng = np.random.default_rng([s.seed, facts.COUNTRIES.index(code)])
+def _nso_arrays(code: str, n_persons: int, s: GeneratorSettings, stream: int = 0) -> tuple[dict, dict]:
+    """Stream 0: the diary sample; stream 1: the sensor-only sample (a stream of its own, so asking
+    for it changes nothing in the diary sample)."""
+    key = [s.seed, facts.COUNTRIES.index(code)] + ([stream] if stream else [])
+    rng = np.random.default_rng(key)
     tables = day_tables(code, s.heterogeneity)
     persons = sample_persons(rng, n_persons, tables.country.profile, device_mix(code, s.heterogeneity), person_sd())
     diaries = sample_diaries(rng, persons, s.days_per_person, tables)
@@ -105,17 +108,29 @@ def _nso_arrays(code: str, n_persons: int, s: GeneratorSettings) -> tuple[dict, 
 
 def generate(settings: GeneratorSettings | None = None, progress=None) -> Dataset:
     """Simulate every NSO of `settings`. `progress(code)` is called after each NSO, if given."""
-    s = settings or GeneratorSettings()
+    return _generate(settings or GeneratorSettings(), progress)
+
+
+def generate_sensor_only(settings: GeneratorSettings, scale: float) -> Dataset:
+    """Each NSO's sensor-only sample: `scale` x its diary persons from the same population, who wore
+    the devices but kept no diary. Their diaries are simulated too - the truth an estimate is
+    judged against - and the caller must keep them away from the estimation (datasets/inference_data.py)."""
+    counts = {c: max(1, int(round(n * scale))) for c, n in settings.persons_per_nso().items()}
+    return _generate(settings, None, stream=1, counts=counts, id_tag="S")
+
+
+def _generate(s: GeneratorSettings, progress, stream: int = 0, counts: dict[str, int] | None = None,
+              id_tag: str = "") -> Dataset:
     win_parts, person_parts = [], []
     person_ids: list[str] = []
     offset = 0
-    for k, (code, n) in enumerate(s.persons_per_nso().items()):
-        w, p = _nso_arrays(code, n, s)
+    for k, (code, n) in enumerate((counts or s.persons_per_nso()).items()):
+        w, p = _nso_arrays(code, n, s, stream)
         w["nso"] = np.full(len(w["person"]), k, dtype=np.int16)
         w["person"] = w["person"] + offset
         p["nso"] = np.full(n, k, dtype=np.int16)
         p["person"] = np.arange(n) + offset
-        person_ids += [f"{code}-{i:05d}" for i in range(n)]
+        person_ids += [f"{code}-{id_tag}{i:05d}" for i in range(n)]
         offset += n
         win_parts.append(w)
         person_parts.append(p)

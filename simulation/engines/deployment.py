@@ -32,6 +32,18 @@ APP_DIR = Path(__file__).resolve().parents[2]
 CONNECTION = "nso-ppml"
 
 
+def _link_own_files(data_dir: Path, node_data: Path, nso: str, inference_subdir: str) -> None:
+    """The NSO's partition and, for time-use estimation, its sensor-only, labelled and diary
+    samples; never another NSO's file, never the simulation's truth."""
+    files = [f"nso-{nso}.npz"] + [f"{inference_subdir}/{kind}-{nso}.npz" for kind in ("sensor", "labelled", "diary")
+                                  if inference_subdir]
+    for name in files:
+        target = node_data / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            os.link(data_dir / name, target)
+
+
 class DeploymentEngine:
     """`extra_supernodes` (names given unregistered keys) and `after_round` ((round, callable(procs)),
     called once that round has finished) let a test act on a live federation."""
@@ -84,11 +96,8 @@ class DeploymentEngine:
                                  env=env, capture_output=True, text=True, timeout=120)
             if reg.returncode != 0:
                 raise UserError(f"registering the SuperNode key of NSO {name} failed: {reg.stdout}{reg.stderr}")
-            node_data = dep / "data" / name  # this NSO's own file, nothing else
-            node_data.mkdir(parents=True, exist_ok=True)
-            target = node_data / f"nso-{name}.npz"
-            if not target.exists():
-                os.link(Path(job.data_dir) / f"nso-{name}.npz", target)
+            node_data = dep / "data" / name  # this NSO's own files, nothing else
+            _link_own_files(Path(job.data_dir), node_data, name, str(job.run_config.get("inference-subdir") or ""))
         procs.start(f"supernode-{name}", [
             str(BIN / "flower-supernode"), "--root-certificates", str(ca), "--superlink", f"127.0.0.1:{link_port}",
             "--auth-supernode-private-key", str(private), "--node-config", f"nso='{name}' data-dir='{node_data}'",

@@ -1,0 +1,35 @@
+"""[inference]: time-use statistics from the trained model (docs/time_use.md)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+GROUP_KEYS = ("sex", "age_group", "employment", "daytype")
+
+
+class InferenceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    sensor_only_scale: float = Field(3.0, gt=0, le=100, description="simulation: sensor-only persons per diary "
+                                     "person, in each NSO")
+    estimator: Literal["acc", "pacc"] = Field("acc", description="adjusted classify-and-count on hard or on "
+                                              "probabilistic predictions")
+    confusion: Literal["own", "pooled"] = Field("pooled", description="confusion matrices (one per cell) from the "
+                                                "NSO's own labelled persons, or pooled over NSOs through SecAgg+ sums")
+    groups: list[Literal["sex", "age_group", "employment", "daytype"]] = Field(
+        default_factory=lambda: list(GROUP_KEYS), description="breakdowns published beside the overall figures")
+    bootstrap: int = Field(200, ge=20, le=10_000, description="person-bootstrap replicates for the intervals")
+    epsilon: float | None = Field(None, gt=0, le=100, description="person-level DP release; none = no noise")
+    delta: float | None = Field(None, gt=0, lt=1, description="default: 0.1 / the largest NSO's persons")
+    max_days: int = Field(2, ge=1, le=366, description="days per person that count (bounds each person's "
+                                                       "contribution to days x 1,440 minutes)")
+    noise_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the release noise, apart from the run seed")
+
+    @model_validator(mode="after")
+    def _unique_groups(self) -> "InferenceConfig":
+        if len(set(self.groups)) != len(self.groups):
+            raise ValueError(f"inference.groups lists a group twice: {self.groups}")
+        return self

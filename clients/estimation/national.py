@@ -1,0 +1,173 @@
+"""One NSO's whole time-use estimate, as its ClientApp computes it on request of the coordinator.
+
+Phase "confusion": the noisy confusion counts of its labelled persons (for a pooled matrix).
+Phase "estimates": the national table - corrected minutes per day per label and cell, intervals,
+classify-and-count and diary-sample figures - and the pooling vector. The noise of each release is
+drawn from `noise_seed` and the NSO's code only, so both phases see the same noisy counts and a
+new noise seed gives new released numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datasets.inference_data import Sample, load_sample
+
+from . import quantify
+from .bootstrap import bootstrap
+from .cells import Cell, cell_sums, layout, membership, partitions, per_person_day, person_days
+from .config import InferenceConfig
+from .estimate_steps import Released, corrected, labelled_persons, predict, sensor_release
+from .pooling import confusion_layout, estimates_layout
+from .release import labelled_mechanism, noise_multiplier, sensor_mechanism
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the coordinator tells every NSO, identical for all (from the inference index)."""
+
+    cfg: InferenceConfig
+    subdir: str  # the sensor-only sample's folder in each NSO's data directory
+    labels: tuple[str, ...]
+    wellbeing_range: tuple[float, float] | None
+    window_minutes: float
+    slots_per_day: int
+    available: tuple[str, ...]  # breakdowns the data allow
+    delta: float
+    max_labelled_windows: int
+    max_person_days: int
+    max_diary_days: int
+
+    @property
+    def cells(self) -> list[Cell]:
+        return layout(list(self.cfg.groups), list(self.available))
+
+    @property
+    def day_minutes(self) -> float:
+        return self.window_minutes * self.slots_per_day
+
+    @property
+    def wellbeing_bound(self) -> float:
+        return max(abs(v) for v in self.wellbeing_range) if self.wellbeing_range else 0.0
+
+    def mechanisms(self):
+        z = noise_multiplier(self.cfg.epsilon, self.delta)
+        sensor = sensor_mechanism(z, self.delta, partitions(self.cells), self.cfg.max_days, self.day_minutes,
+                                  self.slots_per_day, self.wellbeing_bound if self.wellbeing_range else None)
+        return sensor, labelled_mechanism(z, self.delta, partitions(self.cells), self.cfg.max_days, self.slots_per_day)
+
+    def confusion_layout(self):
+        return confusion_layout(len(self.cells), len(self.labels), self.max_labelled_windows)
+
+    def estimates_layout(self):
+        return estimates_layout(len(self.cells), len(self.labels), self.max_person_days, self.max_diary_days,
+                                self.day_minutes, self.max_person_days * self.slots_per_day, self.wellbeing_bound)
+
+
+def setting_to_json(st: Setting) -> str:
+    return json.dumps({**asdict(st), "cfg": st.cfg.model_dump(mode="json")})
+
+
+def setting_from_json(text: str) -> Setting:
+    raw = json.loads(text)
+    wb = raw.pop("wellbeing_range")
+    return Setting(**{**raw, "cfg": InferenceConfig.model_validate(raw["cfg"]), "labels": tuple(raw["labels"]),
+                      "available": tuple(raw["available"]), "wellbeing_range": tuple(wb) if wb else None})
+
+
+def setting_for(cfg: InferenceConfig, inf_index: dict, subdir: str, delta: float) -> Setting:
+    """The coordinator's one setting for every NSO, from the sensor-only sample's index."""
+    counts = inf_index["counts"].values()
+    wb = inf_index.get("wellbeing_range")
+    return Setting(cfg=cfg, subdir=subdir, labels=tuple(inf_index["labels"]), wellbeing_range=tuple(wb) if wb else None,
+                   window_minutes=float(inf_index["window_minutes"]), slots_per_day=int(inf_index["slots_per_day"]),
+                   available=tuple(inf_index["available_groups"]), delta=delta,
+                   max_labelled_windows=max(c["labelled_windows"] for c in counts),
+                   max_person_days=cfg.max_days * max(c["sensor_only_persons"] for c in counts),
+                   max_diary_days=cfg.max_days * max(c["diary_persons"] for c in counts))
+
+
+def _rng(seed: int, nso: str, what: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(nso.encode()), zlib.crc32(what.encode())])
+
+
+def noisy_confusion(model: torch.nn.Module, data_dir: str, nso: str, st: Setting):
+    """(noisy confusion counts, the labelled persons): this NSO's labelled release."""
+    sample = load_sample(Path(data_dir) / st.subdir, "labelled", nso)
+    p = predict(model, sample.x, st.wellbeing_range)
+    lab = labelled_persons(sample, p, st.cfg.estimator, len(st.labels), st.cfg.max_days, st.cells)
+    _, mech = st.mechanisms()
+    counts = mech.apply({"confusion": lab.confusion.sum(axis=0)}, _rng(st.cfg.noise_seed, nso, "confusion"))
+    return counts["confusion"], lab
+
+
+def _diary(sample: Sample, st: Setting) -> tuple[np.ndarray, np.ndarray]:
+    """Minutes per day of the diary sample itself (its true labels; a comparison, not released)."""
+    days = person_days(sample, st.cfg.max_days)
+    onehot = np.eye(len(st.labels))[sample.y] * st.window_minutes
+    return cell_sums(per_person_day(onehot, days), membership(sample, days, st.cells))
+
+
+@dataclass
+class National:
+    """One NSO's result: its published table rows, its pooling blocks and its epsilons."""
+
+    rows: list[dict]
+    pooling: dict[str, np.ndarray]
+    epsilon_sensor: float | None
+    epsilon_labelled: float | None
+    wellbeing: dict[str, float | None]
+
+
+def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setting, seed: int,
+                      pooled_counts: np.ndarray | None = None) -> National:
+    """Everything this NSO publishes; `pooled_counts` (the SecAgg+ sum of every NSO's noisy confusion
+    counts) replaces its own matrix when the config asks for a pooled one."""
+    own_counts, lab = noisy_confusion(model, data_dir, nso, st)
+    m = quantify.row_normalised(pooled_counts if pooled_counts is not None else own_counts)
+    sensor = load_sample(Path(data_dir) / st.subdir, "sensor", nso)
+    p = predict(model, sensor.x, st.wellbeing_range)
+    exact, days, member = sensor_release(sensor, p, st.cells, st.cfg, st.window_minutes)
+    sensor_mech, labelled_mech = st.mechanisms()
+    noisy = sensor_mech.apply(exact, _rng(st.cfg.noise_seed, nso, "sensor"))
+    released = Released(noisy["minutes"], noisy["person_days"], own_counts, noisy.get("wellbeing"))
+    est, cc = corrected(released.minutes, released.person_days, m, st.day_minutes)
+    persons = np.array([len(np.unique(days.person[member[:, c] > 0])) for c in range(len(st.cells))])
+    base = None if pooled_counts is None else pooled_counts - own_counts
+    ci = bootstrap(released, lab, st.cells, persons, sensor_mech, labelled_mech, st.cfg.bootstrap, st.day_minutes,
+                   _rng(seed, nso, "bootstrap"), base)
+    diary_sums, diary_n = _diary(load_sample(Path(data_dir) / st.subdir, "diary", nso), st)
+    diary = diary_sums / np.maximum(diary_n, 1)[:, None]
+    rows = [{"nso": nso, "group": "all" if g == "all" else f"{g}:{c}", "activity": a, "minutes": est[i, j],
+             "ci_low": ci.low[i, j], "ci_high": ci.high[i, j], "minutes_classify_count": cc[i, j],
+             "minutes_diary_sample": diary[i, j]}
+            for i, (g, c) in enumerate(st.cells) for j, a in enumerate(st.labels)]
+    n = np.maximum(released.person_days, 1.0)
+    counts_all = released.minutes[0] / st.window_minutes
+    wb = released.wellbeing
+    pooling = {"n_est": n[:, None] * est, "n_cc": n[:, None] * cc, "n": n, "n2var": n[:, None] ** 2 * ci.variance,
+               "diary": diary_sums, "diary_n": diary_n,
+               "wb": wb if wb is not None else np.zeros(len(st.labels)), "wb_n": counts_all}
+    wellbeing = {a: (float(wb[j] / counts_all[j]) if wb is not None and counts_all[j] > 0 else None)
+                 for j, a in enumerate(st.labels)}
+    return National(rows, pooling, sensor_mech.epsilon(), labelled_mech.epsilon(), wellbeing)
+
+
+def pooled_rows(total: dict[str, np.ndarray], st: Setting) -> tuple[list[dict], dict[str, float | None]]:
+    """The pooled (nso = ALL) rows from the sum over NSOs of their pooling blocks."""
+    n = np.maximum(total["n"], 1.0)[:, None]
+    est, cc, sd = total["n_est"] / n, total["n_cc"] / n, np.sqrt(np.maximum(total["n2var"], 0)) / n
+    diary = total["diary"] / np.maximum(total["diary_n"], 1)[:, None]
+    rows = [{"nso": "ALL", "group": "all" if g == "all" else f"{g}:{c}", "activity": a, "minutes": est[i, j],
+             "ci_low": max(est[i, j] - 1.96 * sd[i, j], 0.0), "ci_high": min(est[i, j] + 1.96 * sd[i, j], st.day_minutes),
+             "minutes_classify_count": cc[i, j], "minutes_diary_sample": diary[i, j]}
+            for i, (g, c) in enumerate(st.cells) for j, a in enumerate(st.labels)]
+    wb = {a: (float(total["wb"][j] / total["wb_n"][j]) if st.wellbeing_range and total["wb_n"][j] > 0 else None)
+          for j, a in enumerate(st.labels)}
+    return rows, wb
