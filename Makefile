@@ -27,6 +27,8 @@ bench: $(STAMP)
 	$(BIN)/ppml bench scale
 	$(BIN)/ppml bench deployment
 	$(BIN)/ppml bench peers
+	$(BIN)/ppml bench time_use
+	$(BIN)/ppml bench audit
 
 clean:
 	rm -rf $(VENV) runs

@@ -65,8 +65,10 @@ def _save(path: Path, **arrays: np.ndarray) -> None:
 
 
 def prepare(windows: pd.DataFrame, out_dir: Path | str, seed: int, test_fraction: float,
-            holdout_fraction: float, schema: TableSchema = BUILTIN) -> dict:
-    """Split by person, encode and write one file per NSO plus holdout.npz; return the index."""
+            holdout_fraction: float, schema: TableSchema = BUILTIN, extra_train: pd.DataFrame | None = None) -> dict:
+    """Split by person, encode and write one file per NSO plus holdout.npz; return the index.
+    `extra_train` (an audit's canaries) joins each NSO's training persons after its own, outside
+    the split, which therefore stays that of the data alone."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     split = split_persons(windows, seed, test_fraction, holdout_fraction)
@@ -75,11 +77,17 @@ def prepare(windows: pd.DataFrame, out_dir: Path | str, seed: int, test_fraction
     counts = {}
     for nso in nsos:
         in_nso = (windows["nso"].astype(str) == nso).to_numpy()
-        parts = {s: _arrays(windows[in_nso & (labels == s)], schema) for s in ("train", "test")}
+        frames = {s: windows[in_nso & (labels == s)] for s in ("train", "test")}
+        extra = extra_train[extra_train["nso"].astype(str) == nso] if extra_train is not None else None
+        if extra is not None and len(extra):
+            frames["train"] = pd.concat([frames["train"].astype({"nso": str, "person_id": str, "activity": str}),
+                                         extra[frames["train"].columns]], ignore_index=True)
+        parts = {s: _arrays(f, schema) for s, f in frames.items()}
         _save(out / f"nso-{nso}.npz", **{f"{s}_{k}": v for s, a in parts.items() for k, v in a.items()},
               labels=np.array(schema.labels), wellbeing_range=np.array(wellbeing_range(schema), dtype=np.float64))
         counts[nso] = {s: int(len(parts[s]["y"])) for s in parts}
         counts[nso]["train_persons"] = int(parts["train"]["person"].max() + 1) if len(parts["train"]["y"]) else 0
+        counts[nso]["extra_train_persons"] = int(extra["person_id"].nunique()) if extra is not None else 0
     hold = _arrays(windows[labels == "holdout"], schema)
     hold_nso = windows["nso"].astype(str).to_numpy()[labels == "holdout"]
     _save(out / "holdout.npz", **hold, nso=np.array([nsos.index(n) for n in hold_nso], dtype=np.int64))

@@ -103,12 +103,14 @@ def run_time_use(grid, context: Context, rc: dict, weights: list[np.ndarray], da
         common["pooled_confusion"] = json.dumps(pooled_confusion.tolist())
     total, metrics = _exchange(grid, context, weights, len(nsos), {**common, "inference_phase": "estimates"},
                                st.estimates_layout(), sa, fed)
-    return _write_release(st, total, metrics, pooled_confusion, len(nsos), sa, out_dir)
+    return _write_release(st, total, metrics, pooled_confusion, nsos, sa, out_dir)
 
 
-def _write_release(st: Setting, total: dict, metrics: list[dict], pooled_confusion, n_nsos: int,
+def _write_release(st: Setting, total: dict, metrics: list[dict], pooled_confusion, nsos: list[str],
                    sa: SecureAggregationConfig, out_dir: str | None) -> dict:
-    national = {m["nso"]: json.loads(m["release"]) for m in metrics}
+    by_nso = {m["nso"]: json.loads(m["release"]) for m in metrics}
+    national = {n: by_nso[n] for n in nsos if n in by_nso}  # in the data's order, whatever order replies came in
+    n_nsos = len(nsos)
     rows, wellbeing = pooled_rows(total, st)
     eps = [v for r in national.values() for v in (r["epsilon_sensor"], r["epsilon_labelled"]) if v is not None]
     release = {

@@ -54,6 +54,10 @@ BENCHES = {
     "scale": ("generation, preparation and training at x1, x4, x16 persons: linear?", [("--rounds", 1)]),
     "deployment": ("a 3-NSO SecAgg+ round: deployment engine vs local (target <= 3x)", [("--rounds", 3)]),
     "peers": ("ppml run against Flower's example recipe (Simulation Engine + Opacus per round)", [("--rounds", 5)]),
+    "audit": ("one-run canary audit and membership inference: leak detected, DP runs never above, cost",
+              [("--seeds", 2), ("--rounds", 30)]),
+    "time_use": ("time-use estimates over seeds: correction vs classify-and-count, interval coverage, DP cost",
+                 [("--seeds", 3), ("--rounds", 30)]),
 }
 
 
@@ -97,12 +101,50 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--quiet", action="store_true")
 
 
+def _protocol_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fpr", type=float, default=1e-9, help="PSI false-positive rate (both sides must agree)")
+    p.add_argument("--structure", default="gcs", help="PSI set structure: gcs, raw or bloom_filter (agreed)")
+    p.add_argument("--pad-to", type=int, help="the third party's set is padded to this size (agreed)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the other party")
+    p.add_argument("--transcript", help="keep every frame sent and received in this file")
+
+
+def _add_coverage(sub: argparse._SubParsersAction) -> None:
+    cov = sub.add_parser("coverage", help="coverage of a third party's list by private set intersection")
+    csub = cov.add_subparsers(dest="coverage_command", required=True, metavar="{serve,measure,run}")
+    serve = csub.add_parser("serve", help="the third party: answer one NSO's PSI on 127.0.0.1")
+    serve.add_argument("--source", required=True, help="the third party's list (CSV)")
+    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
+    serve.add_argument("--ready-file", help="write the port here once listening")
+    serve.add_argument("--out", required=True, help="JSON file: what the third party learned")
+    serve.add_argument("--cert", help="TLS certificate (PEM)")
+    serve.add_argument("--key", help="TLS private key (PEM)")
+    _protocol_options(serve)
+    m = csub.add_parser("measure", help="the NSO: measure the coverage of its register (or a sample)")
+    m.add_argument("--register", required=True, help="the NSO's register or survey frame (CSV)")
+    m.add_argument("--connect", required=True, help="127.0.0.1:PORT of the third party")
+    m.add_argument("--out", required=True, help="JSON file: the estimate and the exchange")
+    m.add_argument("--clerical", help="clerical sample (CSV: in_source, key_matches) for the match rate")
+    m.add_argument("--design", choices=("register", "survey"), default="register")
+    m.add_argument("--sample-size", type=int, default=10_000, help="survey: persons sampled from the register")
+    m.add_argument("--deff", type=float, default=1.0, help="survey: design effect")
+    m.add_argument("--epsilon", type=float, help="DP on the released count (none: no noise)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--ca", help="CA certificate to verify the third party's TLS certificate")
+    _protocol_options(m)
+    r = csub.add_parser("run", help="a whole simulated measurement: both parties as two processes")
+    r.add_argument("config", help="coverage config (TOML with a [coverage] table)")
+    r.add_argument("--out", help="run directory")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ppml", description=__doc__.splitlines()[0].replace("The ", ""))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,estimate,sweep,report,data,bench}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{run,estimate,sweep,report,coverage,data,bench}")
     _add_run(sub)
     _add_estimate(sub)
     _add_sweep(sub)
+    _add_coverage(sub)
     _add_data(sub)
     _add_bench(sub)
     return parser
@@ -110,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {  # command -> (module in simulation/commands, function)
     "run": ("run", "run"), "estimate": ("estimate", "run"), "sweep": ("sweep", "run"), "report": ("sweep", "report"),
-    "data": ("data", "run"), "bench": ("bench", "run"),
+    "data": ("data", "run"), "bench": ("bench", "run"), "coverage": ("coverage", "run"),
 }
 
 

@@ -22,6 +22,8 @@ from datasets.errors import UserError, validation_lines
 from datasets.synthetic.generator import GeneratorSettings
 from server.config import FederationConfig
 
+from .audit.config import AuditConfig
+
 
 class ConfigError(UserError):
     """A config file or --set override is invalid."""
@@ -73,6 +75,10 @@ class OutputConfig(BaseModel):
 class ExperimentConfig(BaseModel):
     """A whole experiment (docs/config.md)."""
 
+    def _persons(self) -> int:
+        """Persons of simulated data (imported data: not known before reading; no limit)."""
+        return 10**9 if self.data.path else sum(self.data.generate.persons_per_nso().values())
+
     @model_validator(mode="after")
     def _dropout_nsos(self) -> "ExperimentConfig":
         if self.privacy.enabled and self.federation.strategy == "fedprox":
@@ -83,6 +89,9 @@ class ExperimentConfig(BaseModel):
         if self.inference.enabled and self.data.path:
             raise ValueError("inference.enabled with data.path: the sensor-only sample (persons without diaries) is "
                              "simulated with the generated data; importing a real one is not supported yet")
+        if self.audit.enabled and self.audit.canaries > 10 * max(1, self._persons()):
+            raise ValueError(f"audit.canaries = {self.audit.canaries}: more than 10x the persons of the data; the "
+                             "canaries would be most of what is trained on")
         if self.inference.enabled and self.engine.name == "centralized":
             raise ValueError("inference.enabled with engine.name = 'centralized': time-use estimation runs in the NSOs "
                              "of a federation; use local, ray or deployment")
@@ -104,6 +113,7 @@ class ExperimentConfig(BaseModel):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     secure_aggregation: SecureAggregationConfig = Field(default_factory=SecureAggregationConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 

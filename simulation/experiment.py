@@ -23,6 +23,8 @@ from server import dp_fedavg
 
 from .config import ExperimentConfig
 from .engines.base import Engine, EngineRun, get_engine
+from .audit.canaries import Canaries, make_canaries
+from .audit.run_audit import audit_unit, run_audit
 from .inference.evaluate import evaluate_release
 from .inference.prepare import prepare_sensor_only
 from .results.manifest import manifest
@@ -70,13 +72,15 @@ def load_data(cfg: ExperimentConfig) -> Dataset:
     return generate(cfg.data.generate)
 
 
-def prepared_dir(cfg: ExperimentConfig, dataset: Dataset, fp: str) -> str:
-    """Encoded per-NSO partitions, shared by every run on the same data, schema and split."""
+def prepared_dir(cfg: ExperimentConfig, dataset: Dataset, fp: str, canaries: Canaries | None = None) -> str:
+    """Encoded per-NSO partitions, shared by every run on the same data, schema, split (and audit
+    canaries, which join the training persons)."""
     key = (f"v{FORMAT_VERSION}-{fp[:16]}-{dataset.schema.fingerprint()[:8]}-s{cfg.seed}-t{cfg.data.test_fraction}"
-           f"-h{cfg.data.holdout_fraction}")
+           f"-h{cfg.data.holdout_fraction}" + (f"-a{canaries.fingerprint()[:8]}" if canaries is not None else ""))
     out = Path(cfg.output.dir) / ".prepared" / key
     if not (out / "index.json").exists():
-        prepare(dataset.windows, out, cfg.seed, cfg.data.test_fraction, cfg.data.holdout_fraction, dataset.schema)
+        prepare(dataset.windows, out, cfg.seed, cfg.data.test_fraction, cfg.data.holdout_fraction, dataset.schema,
+                canaries.included_windows() if canaries is not None else None)
     return str(out)
 
 
@@ -112,7 +116,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     run_dir = new_run_dir(Path(out_dir) if out_dir else default_run_dir(cfg.output.dir, cfg.name, cfg.seed))
     dataset = load_data(cfg)
     fp = fingerprint(dataset.windows)
-    data_dir = prepared_dir(cfg, dataset, fp)
+    canaries = make_canaries(dataset.windows, dataset.schema, cfg.audit, audit_unit(
+        cfg.audit, cfg.privacy.enabled, cfg.privacy.unit)) if cfg.audit.enabled else None
+    data_dir = prepared_dir(cfg, dataset, fp, canaries)
     index = read_index(data_dir)
     cfg = with_delta(cfg, index)
     (run_dir / "config.toml").write_text(tomli_w.dumps(cfg.model_dump(exclude_none=True)))
@@ -124,18 +130,25 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     rc = app_run_config(cfg, data_dir, str(run_dir), quiet, subdir)
     _run_engine(engine, EngineRun(cfg, rc, data_dir, run_dir, index["nsos"], quiet))
     _check_finished(cfg, run_dir)
+    summary = _summary(cfg, run_dir, index, fp, start)
+    if cfg.inference.enabled:
+        summary["time_use"] = evaluate_release(run_dir, Path(data_dir) / subdir)
+    if canaries is not None:
+        summary["audit"] = run_audit(cfg, run_dir, data_dir, index, canaries, dataset.schema,
+                                     summary["privacy"].get("epsilon") if cfg.privacy.enabled else None)
+    write_json(run_dir / "summary.json", summary)
+    return run_dir
+
+
+def _summary(cfg: ExperimentConfig, run_dir: Path, index: dict, fp: str, start: float) -> dict:
+    """summary.json without the optional blocks; metrics.csv beside it."""
     m = read_metrics(run_dir / "metrics.jsonl")
     pd.DataFrame(m.rows).to_csv(run_dir / "metrics.csv", index=False)
     stops = m.events_named("stopped")
-    summary = {"name": cfg.name, "engine": cfg.engine.name, "seed": cfg.seed, "data_fingerprint": fp,
-               "data": {"schema": index["schema"]["name"], "labels": index["labels"],
-                        "features": len(index["features"])},
-               **summarise(m.rows, index["nsos"], time.perf_counter() - start, index["labels"]),
-               "stopped_early": stops[0]["reason"] if stops else None,
-               "privacy": privacy_summary(cfg, m.rows + [{"round": x["after_round"] + 1, **x} for x in stops],
-                                          index["nsos"], m.events),
-               "secure_aggregation": secure_aggregation_summary(cfg, m.rows, m.events, index["nsos"])}
-    if cfg.inference.enabled:
-        summary["time_use"] = evaluate_release(run_dir, Path(data_dir) / subdir)
-    write_json(run_dir / "summary.json", summary)
-    return run_dir
+    return {"name": cfg.name, "engine": cfg.engine.name, "seed": cfg.seed, "data_fingerprint": fp,
+            "data": {"schema": index["schema"]["name"], "labels": index["labels"], "features": len(index["features"])},
+            **summarise(m.rows, index["nsos"], time.perf_counter() - start, index["labels"]),
+            "stopped_early": stops[0]["reason"] if stops else None,
+            "privacy": privacy_summary(cfg, m.rows + [{"round": x["after_round"] + 1, **x} for x in stops],
+                                       index["nsos"], m.events),
+            "secure_aggregation": secure_aggregation_summary(cfg, m.rows, m.events, index["nsos"])}

@@ -126,11 +126,42 @@ def _deployment(args: argparse.Namespace, console: Console) -> dict:
     return r
 
 
-BENCHES = {"deployment": _deployment, "peers": _peers, "scale": _scale, "secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility, "runs": _runs}
+def _time_use(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.time_use import bench_time_use
+
+    console.print(f"time-use statistics, default data and model, {args.seeds} seeds x {args.rounds} rounds:")
+    r = bench_time_use(args.seeds, args.rounds, progress=console.print)
+    t = r["targets"]
+    console.print(f"  corrected / classify-and-count MAE {r['mae_ratio']:.2f} (target <= {t['mae_ratio']}): "
+                  + verdict(r["meets_target"]["mae_ratio"]))
+    console.print(f"  95 % intervals hold the truth in {r['coverage_nso_activity']:.0%} of NSO x activity cells "
+                  f"(target {t['coverage'][0]:.0%}-{t['coverage'][1]:.0%}): " + verdict(r["meets_target"]["coverage"]))
+    console.print(f"  epsilon 1 release adds {r['dp_growth_minutes']:.1f} min per cell to the corrected error "
+                  f"(classify-and-count: {r['dp_growth_minutes_classify_count']:.1f}; target <= "
+                  f"{t['dp_growth_minutes']:g}): " + verdict(r["meets_target"]["dp_growth"]))
+    return r
+
+
+def _audit(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.audit import bench_audit
+
+    console.print(f"privacy audit on the default data, {args.rounds} rounds, {args.seeds} seeds of the DP runs:")
+    r = bench_audit(args.seeds, args.rounds, progress=console.print)
+    m = r["meets_target"]
+    console.print(f"  non-private run: lower bound {r['non_private']['epsilon_lower_bound']:.2f} (target > 1): "
+                  + verdict(m["non_private_detected"]))
+    console.print("  epsilon-1 runs: lower bound never above the reported epsilon: " + verdict(m["dp_never_above_reported"]))
+    console.print(f"  auditing cost x{r['cost']['ratio']:.2f} an ordinary run (target <= {r['targets']['cost_ratio']}): "
+                  + verdict(m["cost"]))
+    return r
+
+
+BENCHES = {"deployment": _deployment, "peers": _peers, "scale": _scale, "secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility, "runs": _runs,
+           "time_use": _time_use, "audit": _audit}
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    for option in ("rounds", "repeats"):
+    for option in ("rounds", "repeats", "seeds"):
         if getattr(args, option, 1) < 1:
             raise UserError(f"--{option} {getattr(args, option)}: must be at least 1")
     r = BENCHES[args.bench_command](args, console)

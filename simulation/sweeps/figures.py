@@ -224,3 +224,33 @@ def secagg_cost(table: pd.DataFrame, out: Path) -> tuple[Path | None, str]:
         f"Over {len(ratio)} pairs of points identical but for SecAgg+, a round took {pairs[False].mean():.2f} s "
         f"without and {pairs[True].mean():.2f} s with it (x{ratio.mean():.2f}, range {ratio.min():.2f}-"
         f"{ratio.max():.2f}).")
+
+
+def privacy_risk(table: pd.DataFrame, out: Path) -> Path | None:
+    """Reported epsilon against the audit's empirical lower bound (it must stay below the diagonal)
+    and against membership-inference AUC (0.5 = guessing), per privacy unit and scope; runs without
+    DP stand at the right edge."""
+    t = table[table.get("audit.epsilon_lower_bound", pd.Series(dtype=float)).notna()] \
+        if "audit.epsilon_lower_bound" in table else pd.DataFrame()
+    if t.empty:
+        return None
+    finite = t.epsilon[np.isfinite(t.epsilon)]
+    right = float(finite.max() * 2) if len(finite) else 2.0
+    x = t.epsilon.where(np.isfinite(t.epsilon), right)
+    kinds = t.apply(lambda r: "no DP" if r.role != "grid" or not np.isfinite(r.epsilon) else panel(r), axis=1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for kind, marker in zip(dict.fromkeys(kinds), "osD^v<>"):
+        mask = kinds == kind
+        axes[0].scatter(x[mask], t["audit.epsilon_lower_bound"][mask], marker=marker, label=kind)
+        axes[1].scatter(x[mask], t["audit.mia_auc"][mask], marker=marker, label=kind)
+    top = max(right, float(t["audit.epsilon_lower_bound"].max()) * 1.1)
+    axes[0].plot([0, top], [0, top], color="grey", linestyle="--", linewidth=0.8, label="lower bound = reported")
+    axes[0].set_ylabel("empirical epsilon lower bound (95 %)")
+    axes[1].axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
+    axes[1].set_ylabel("membership inference AUC (real persons)")
+    for ax in axes:
+        ax.set_xlabel(f"reported epsilon (no DP drawn at {right:g})")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Privacy checked empirically: one-run canary audit and membership inference", fontsize=10)
+    return _save(fig, out, "privacy_risk.png")

@@ -85,6 +85,43 @@ def _provenance(sweep_dir: Path, table: pd.DataFrame, plan: dict) -> list[str]:
     ]
 
 
+def _time_use_section(sweep_dir: Path, table: pd.DataFrame, points: list[str], out: Path) -> list[str]:
+    """Time-use estimates of the first point that made them, against the truth and the fact sheet,
+    and every such point's errors, interval coverage and release epsilon."""
+    from ..inference.figure import time_use_figure
+
+    first = points[0]
+    fig = time_use_figure(pd.read_csv(sweep_dir / "points" / first / "time_use.csv"), out,
+                          f"point {first}: overall minutes per day per NSO")
+    cols = ["point", "role", "seed"] + [c for c in table.columns if c.startswith(("grid.", "time_use."))]
+    return ["## Time-use statistics",
+            "Corrected minutes per day with 95 % intervals, classify-and-count, the sensor-only sample's true",
+            "minutes and the fact sheet's HETUS minutes (docs/time_use.md).", "", f"![time use]({fig.name})", "",
+            _markdown(table[table.point.isin(points)][cols]), ""]
+
+
+def _optional_sections(sweep_dir: Path, table: pd.DataFrame, out: Path) -> list[str]:
+    """Time use, privacy risk and population: only where the sweep's runs made them."""
+    lines: list[str] = []
+    time_use = [pid for pid in table.point if (sweep_dir / "points" / pid / "time_use.csv").exists()]
+    if time_use:
+        lines += _time_use_section(sweep_dir, table, time_use, out)
+    risk_fig = figures.privacy_risk(table, out)
+    if risk_fig:
+        lines += ["## Privacy risk (audit)",
+                  "Each run's reported epsilon against the empirical lower bound of the one-run canary audit",
+                  "(Steinke, Nasr and Jagielski 2023; 95 % confidence: a point above the diagonal would prove the",
+                  "mechanism broken) and against the AUC of a loss-threshold membership attack on the real",
+                  "persons (0.5 = guessing). A lower bound far below the reported epsilon is expected: with m",
+                  "canaries even perfect guessing bounds epsilon at a few units (docs/privacy.md).", "",
+                  f"![privacy risk]({risk_fig.name})", ""]
+    pop_fig = figures.population(table, out)
+    if pop_fig:
+        lines += ["## Population", "Macro-F1 against the number of persons per NSO (x the default population): how",
+                  "many participants a privacy target needs.", "", f"![population]({pop_fig.name})", ""]
+    return lines
+
+
 def write_report(sweep_dir: Path | str) -> Path:
     sweep_dir = Path(sweep_dir)
     table, plan = _load(sweep_dir)
@@ -95,8 +132,6 @@ def write_report(sweep_dir: Path | str) -> Path:
     figs = [figures.privacy_utility(table, out), figures.rounds(table, curves, out), figures.per_nso_heatmap(table, out),
             figures.per_class_heatmap(table, out)]
     sec_fig, sec_text = figures.secagg_cost(table, out)
-    pop_fig = figures.population(table, out)
-    best = tuned(table)
     lines = _provenance(sweep_dir, table, plan) + [
         "## Privacy/utility",
         "Macro-F1 and accuracy on the held-out persons of all NSOs after the last round, against the",
@@ -121,9 +156,8 @@ def write_report(sweep_dir: Path | str) -> Path:
     ]
     if sec_fig:
         lines += [f"![SecAgg+ cost]({sec_fig.name})", ""]
-    if pop_fig:
-        lines += ["## Population", "Macro-F1 against the number of persons per NSO (x the default population): how",
-                  "many participants a privacy target needs.", "", f"![population]({pop_fig.name})", ""]
+    lines += _optional_sections(sweep_dir, table, out)
+    best = tuned(table)
     if not best.empty:
         lines += ["## Tuned frontier (chosen on validation persons)",
                   "Per privacy setting, the hyperparameters with the best mean macro-F1 on the NSOs' test persons",

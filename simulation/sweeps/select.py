@@ -17,8 +17,14 @@ SETTING_KEYS = ("grid.privacy.target_epsilon", "grid.privacy.noise_multiplier", 
                 "grid.privacy.scope", "grid.secure_aggregation.enabled", "grid.data.generate.persons_scale")
 
 
+def _is_setting(column: str) -> bool:
+    """What a user fixes rather than tunes: privacy, SecAgg+, population, and how statistics are
+    released after training ([inference])."""
+    return column in SETTING_KEYS or column.startswith("grid.inference.")
+
+
 def hyperparameter_keys(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c.startswith("grid.") and c not in SETTING_KEYS]
+    return [c for c in table.columns if c.startswith("grid.") and not _is_setting(c)]
 
 
 def tuned(table: pd.DataFrame, by: str = "validation_macro_f1") -> pd.DataFrame:
@@ -28,7 +34,9 @@ def tuned(table: pd.DataFrame, by: str = "validation_macro_f1") -> pd.DataFrame:
     grid = table[table.role == "grid"]
     if not hyper or grid.empty or by not in grid.columns:
         return pd.DataFrame()
-    setting = [c for c in SETTING_KEYS if c in grid.columns]
+    setting = [c for c in grid.columns if c.startswith("grid.") and _is_setting(c)]
+    if not setting:  # the grid holds hyperparameters only: one setting, chosen over all of them
+        grid, setting = grid.assign(setting="all"), ["setting"]
     filled = grid.assign(**{k: grid[k].astype(object).where(grid[k].notna(), "-") for k in setting + hyper})
     means = filled.groupby(setting + hyper, dropna=False)[[by, "macro_f1", "accuracy", "epsilon"]].mean().reset_index()
     if means.groupby(setting, dropna=False).size().max() < 2:

@@ -12,6 +12,10 @@ from datasets.atomic import atomic_write
 from .plan import Point
 
 
+AUDIT_COLUMNS = ("epsilon_lower_bound", "mia_auc", "mia_tpr_at_1pct_fpr", "correct", "guesses")
+TIME_USE_COLUMNS = ("mae_minutes", "mae_minutes_classify_count", "ci_coverage", "release_epsilon")
+
+
 def is_done(run_dir: Path) -> bool:
     return (run_dir / "summary.json").exists()
 
@@ -37,7 +41,9 @@ def results_table(sweep_dir: Path, points: list[Point]) -> pd.DataFrame:
                "wall_s": s["timing"]["wall_s"], "rounds_s": s["timing"]["rounds_s"],
                "round_s": s["timing"]["rounds_s"] / max(s["rounds_completed"], 1),
                **{f"nso.{n}.accuracy": v for n, v in f["per_nso_accuracy"].items()},
-               **{f"f1.{label}": v for label, v in (f.get("per_class_f1") or {}).items()}}
+               **{f"f1.{label}": v for label, v in (f.get("per_class_f1") or {}).items()},
+               **{f"time_use.{k}": s["time_use"].get(k) for k in TIME_USE_COLUMNS if "time_use" in s},
+               **{f"audit.{k}": s["audit"].get(k) for k in AUDIT_COLUMNS if "audit" in s}}
         rows.append({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()})
     return pd.DataFrame(rows)
 

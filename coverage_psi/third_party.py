@@ -1,0 +1,99 @@
+"""The third party's process (`ppml coverage serve`): holds the customer list, answers one NSO.
+
+It reads and normalises its list before it listens, pads its distinct keys with random dummies to
+the agreed size (so that its list's size stays hidden from the NSO), accepts one connection on
+127.0.0.1, checks that the NSO speaks the same protocol with the same settings (refusing with the
+reason otherwise), runs its side of the PSI and receives the released estimate - which, with the
+NSO's number of keys, is all it learns.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets.atomic import write_json
+from datasets.errors import UserError
+
+from .config import NORMALISATION, PROTOCOL, ProtocolSettings
+from .keys import read_list, source_keys
+from .psi import ThirdPartyPSI, version
+from .wire import Channel, PeerError, server_context
+
+
+@dataclass
+class ServeArgs:
+    source: Path
+    out: Path
+    protocol: ProtocolSettings
+    port: int = 0
+    ready_file: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    timeout_s: float = 600.0
+    transcript: Path | None = None
+
+
+def _padded(keys: list[str], pad_to: int | None) -> list[str]:
+    if pad_to is None:
+        return keys
+    if len(keys) > pad_to:
+        raise UserError(f"the list has {len(keys):,} distinct keys, more than the agreed padding of {pad_to:,}; "
+                        "agree a larger --pad-to with the NSO")
+    return keys + [f"DUMMY|{secrets.token_hex(16)}" for _ in range(pad_to - len(keys))]
+
+
+def _check_hello(hello: dict, settings: ProtocolSettings) -> str | None:
+    """Why the NSO's settings cannot be served, or None."""
+    mine = {"protocol": PROTOCOL, "normalisation": NORMALISATION, **settings.model_dump()}
+    diff = [f"{k} = {hello.get(k)!r} (this side: {v!r})" for k, v in mine.items() if hello.get(k) != v]
+    if diff:
+        return "mismatched protocol settings: " + "; ".join(diff)
+    if not isinstance(hello.get("client_size"), int) or hello["client_size"] < 1:
+        return f"client_size = {hello.get('client_size')!r}: the NSO must send at least one key"
+    return None
+
+
+def serve(a: ServeArgs) -> dict:
+    keys, repeats = source_keys(read_list(a.source), str(a.source))
+    padded = _padded(keys, a.protocol.pad_to)
+    listener = socket.create_server(("127.0.0.1", a.port))
+    listener.settimeout(a.timeout_s)
+    if a.ready_file:
+        a.ready_file.write_text(str(listener.getsockname()[1]))
+    try:
+        conn, _ = listener.accept()
+    except socket.timeout:
+        raise PeerError(f"no NSO connected within {a.timeout_s:g} s") from None
+    finally:
+        listener.close()
+    if a.cert and a.key:
+        try:
+            conn = server_context(a.cert, a.key).wrap_socket(conn, server_side=True)
+        except OSError as exc:
+            raise PeerError(f"the TLS handshake with the NSO failed ({exc})") from None
+    ch = Channel(conn, a.timeout_s, a.transcript)
+    start = time.perf_counter()
+    try:
+        hello = ch.receive("HELLO")
+        problem = _check_hello(hello, a.protocol)
+        if problem:
+            ch.send("ERROR", {"reason": problem})
+            raise PeerError(f"refused the NSO: {problem}")
+        ch.send("HELLO", {"protocol": PROTOCOL, "psi": version()})
+        side = ThirdPartyPSI()
+        ch.send("SETUP", side.setup(padded, hello["client_size"], a.protocol.fpr, a.protocol.data_structure))
+        ch.send("RESPONSE", side.respond(ch.receive("REQUEST")))
+        result = ch.receive("RESULT")
+        ch.send("ACK", {"received": True})
+    finally:
+        ch.close()
+    learned = {"nso_keys": hello["client_size"], "released": result, "distinct_keys": len(keys),
+               "repeats_dropped": repeats, "padded_to": len(padded), "bytes_sent": ch.sent,
+               "bytes_received": ch.received, "seconds": time.perf_counter() - start}
+    write_json(a.out, learned)
+    return learned
+

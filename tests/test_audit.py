@@ -1,0 +1,97 @@
+"""The empirical privacy check: the one-run audit's statistics, membership inference, and that the
+audit sees a leaking run and a broken mechanism while a correct one passes (docs/privacy.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from simulation.audit.membership import auc, tpr_at_fpr
+from simulation.audit.one_run import epsilon_lower_bound, guess, p_value
+from simulation.cli import main
+from simulation.config import load_config
+from simulation.experiment import run_experiment
+
+SMALL = ["data.generate.nsos=['FI','NL','PL']", "data.generate.persons_scale=0.5", "audit.enabled=true",
+         "audit.canaries=500", "engine.local_workers=1"]
+
+
+def test_the_one_run_statistics_match_their_closed_forms():
+    # without delta the p-value is the binomial tail of eps-DP randomized response
+    q = 1 / (1 + math.exp(-1.0))
+    assert p_value(1000, 100, 70, 1.0, 0.0) == pytest.approx(stats.binom.sf(69, 100, q))
+    # all r guesses right: the bound solves q(eps)^r = 1 - confidence
+    r = 100
+    q_star = 0.05 ** (1 / r)
+    assert epsilon_lower_bound(1000, r, r, 0.0) == pytest.approx(math.log(q_star / (1 - q_star)), abs=1e-6)
+    # coin flipping proves nothing; more correct guesses prove more; delta only weakens the bound
+    assert epsilon_lower_bound(1000, 100, 50, 1e-5) == 0.0
+    bounds = [epsilon_lower_bound(1000, 100, v, 1e-5) for v in (60, 70, 80, 90)]
+    assert bounds == sorted(bounds) and bounds[-1] > 1
+    assert epsilon_lower_bound(1000, 100, 90, 1e-3) < epsilon_lower_bound(1000, 100, 90, 0.0)
+    with pytest.raises(ValueError):
+        p_value(10, 20, 5, 1.0, 0.0)
+
+
+def test_guessing_takes_the_extremes_and_membership_scores_rank_like_roc_auc():
+    scores = np.arange(10.0)
+    included = scores >= 5
+    assert guess(scores, included, 0.4) == (4, 4)  # two top "in", two bottom "out": all right
+    rng = np.random.default_rng(0)
+    assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert auc(np.ones(5), np.ones(7)) == 0.5
+    a, b = rng.normal(1, 1, 400), rng.normal(0, 1, 400)
+    assert auc(a, b) == pytest.approx(stats.norm.cdf(1 / math.sqrt(2)), abs=0.05)
+    assert 0 <= tpr_at_fpr(a, b) <= 0.2
+
+
+def _audit(tmp_path, name, *extra):
+    cfg = load_config(None, [*SMALL, *extra, f"output.dir='{tmp_path / 'runs'}'"])
+    run = run_experiment(cfg, tmp_path / name, quiet=True)
+    return json.loads((run / "summary.json").read_text())["audit"]
+
+
+def test_a_non_private_run_leaks_and_the_audit_says_so(tmp_path):
+    a = _audit(tmp_path, "open", "federation.rounds=5")
+    assert a["epsilon_lower_bound"] > 1.0 and a["reported_epsilon"] is None
+    assert a["canaries"] == 500 and a["guesses"] == 100 and 0 <= a["correct"] <= 100 and a["confidence"] == 0.95
+    assert 0.5 < a["mia_auc"] < 1 and 0 <= a["mia_tpr_at_1pct_fpr"] <= 1
+    assert set(a["mia_per_nso"]) == {"FI", "NL", "PL"}
+
+
+def test_a_mechanism_that_accounts_dp_but_trains_without_it_is_caught_where_the_correct_one_passes(
+        tmp_path, monkeypatch):
+    dp = ["federation.rounds=10", "privacy.enabled=true", "privacy.unit='person'", "privacy.target_epsilon=0.5",
+          "privacy.person_sample_rate=0.25", "privacy.steps_per_round=4"]
+    correct = _audit(tmp_path, "correct", *dp)
+    assert correct["epsilon_lower_bound"] <= correct["reported_epsilon"]
+    assert correct["p_value_at_reported_epsilon"] > 0.05
+
+    import clients.nso_client as nso_client
+    from clients.training import train
+
+    # the broken variant: the ledger accounts DP-SGD, the NSOs train without clipping or noise
+    monkeypatch.setattr(nso_client, "dp_train", lambda model, data, tcfg, mcfg, unit, sigma, clip, q, steps, seed:
+                        train(model, data, tcfg, mcfg, seed))
+    broken = _audit(tmp_path, "broken", *dp)
+    assert broken["reported_epsilon"] == pytest.approx(correct["reported_epsilon"])
+    assert broken["epsilon_lower_bound"] > broken["reported_epsilon"]
+    assert broken["p_value_at_reported_epsilon"] < 0.05
+
+
+@pytest.mark.parametrize("sets, expected", [
+    (["audit.canaries=5"], "audit.canaries"),
+    (["audit.guess_fraction=0"], "audit.guess_fraction"),
+    (["audit.confidence=1.5"], "audit.confidence"),
+    (["audit.unit='day'"], "audit.unit"),
+    (["audit.enabled=true", "audit.canaries=100000", "data.generate.persons_scale=0.1"], "more than 10x the persons"),
+])
+def test_a_bad_audit_config_gets_one_clear_message(tmp_path, capsys, sets, expected):
+    argv = ["run", "--quiet", "--set", f"output.dir='{tmp_path}'"] + [a for s in sets for a in ("--set", s)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err

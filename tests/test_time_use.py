@@ -1,0 +1,181 @@
+"""Time-use statistics from sensor data: the correction, the truth kept apart, the DP release and
+its accounting, pooled figures under SecAgg+, and the commands (docs/time_use.md)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tomli_w
+
+from clients.estimation import quantify
+from clients.estimation.config import InferenceConfig
+from clients.estimation.release import Mechanism, noise_multiplier
+from datasets.inference_data import TRUTH_DIR
+from simulation.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"data": {"generate": {"nsos": ["FI", "NL", "PL"], "persons_scale": 0.3}},
+         "federation": {"rounds": 3}, "inference": {"enabled": True, "bootstrap": 30}}
+COLUMNS = ["nso", "group", "activity", "minutes", "ci_low", "ci_high", "minutes_classify_count",
+           "minutes_diary_sample", "true_minutes"]
+
+
+def _run(tmp_path, name, **sections) -> Path:
+    cfg = {**SMALL, **sections, "output": {"dir": str(tmp_path / "runs")}}
+    cfg["inference"] = {**SMALL["inference"], **sections.get("inference", {})}
+    path = tmp_path / f"{name}.toml"
+    path.write_text(tomli_w.dumps(cfg))
+    assert main(["run", str(path), "--out", str(tmp_path / name), "--quiet"]) == 0
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_correction_recovers_known_shares_from_a_constructed_confusion_matrix(seed):
+    rng = np.random.default_rng(seed)
+    k = 6
+    m = rng.dirichlet(np.ones(k), size=k) * 0.5 + np.eye(k) * 0.5  # rows sum to 1, diagonal dominant
+    pi = rng.dirichlet(np.ones(k))
+    p = m.T @ pi  # what a classifier with confusion m reports for a population with shares pi
+    assert np.allclose(quantify.adjusted(p, m), pi, atol=1e-6)
+    assert not np.allclose(quantify.classify_count(p), pi, atol=1e-3)  # classify-and-count is biased
+    noisy = p + rng.normal(0, 0.05, k)  # off the simplex: the estimate stays a distribution
+    est = quantify.adjusted(noisy, m)
+    assert est.min() >= 0 and est.sum() == pytest.approx(1.0)
+    proj = quantify.project_simplex(noisy)
+    assert proj.min() >= 0 and proj.sum() == pytest.approx(1.0)
+    assert quantify.row_normalised(np.zeros((k, k))).tolist() == np.eye(k).tolist()  # unseen labels: identity
+
+
+def test_estimation_code_never_reads_the_true_diaries():
+    """Only the simulation's evaluation may name the truth folder; what an NSO loads has no labels."""
+    offenders = []
+    for pkg in ("clients", "server"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
+                    {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+            strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+            if "TRUTH_DIR" in names or any(s == TRUTH_DIR or "truth-" in s or f"{TRUTH_DIR}/" in s for s in strings):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path):
+    run = _run(tmp_path, "secagg", secure_aggregation={"enabled": True})
+    table = pd.read_csv(run / "time_use.csv")
+    assert list(table.columns) == COLUMNS
+    assert set(table.nso) == {"FI", "NL", "PL", "ALL"} and "all" in set(table.group)
+    assert {"sex:female", "age_group:65+", "employment:student", "daytype:weekend"} <= set(table.group)
+    tu = json.loads((run / "summary.json").read_text())["time_use"]
+    for key in ("mae_minutes", "mae_minutes_classify_count", "ci_coverage", "release_epsilon"):
+        assert key in tu
+    assert tu["pooled_via"] == "secagg+" and tu["release_epsilon"] is None and 0 < tu["ci_coverage"] <= 1
+    assert (run / "time_use.png").stat().st_size > 20_000
+    prep = next((tmp_path / "runs" / ".prepared").iterdir())
+    sensor = np.load(next((prep / "inference-x3").glob("sensor-FI.npz")))
+    assert "y" not in sensor.files and "wellbeing" not in sensor.files  # an NSO's input holds no diary
+
+    # the pooled figures are the person-day weighted means of the national ones, up to SecAgg+'s
+    # quantization (its bound is reported), though the coordinator saw only the sums
+    from clients.estimation.cells import membership, person_days
+    from clients.estimation.national import setting_from_json
+    from datasets.inference_data import load_sample
+
+    release = json.loads((run / "time_use_release.json").read_text())
+    st = setting_from_json(json.dumps(release["setting"]))
+    weighted, total = 0, 0
+    for nso in ("FI", "NL", "PL"):
+        sample = load_sample(prep / "inference-x3", "sensor", nso)
+        n = membership(sample, (d := person_days(sample, st.cfg.max_days)), st.cells).sum(axis=0)
+        est = table[table.nso == nso].minutes.to_numpy().reshape(len(st.cells), -1)
+        weighted, total = weighted + n[:, None] * est, total + n[:, None]
+    bound = release["quantization_error_bound"]["n_est"] / total.min()  # in minutes per day
+    assert bound < 0.05
+    assert np.abs(table[table.nso == "ALL"].minutes.to_numpy() - (weighted / total).ravel()).max() <= bound + 1e-9
+
+    # truth gone: estimation from the finished run still works (and only evaluation would need it)
+    from clients.estimation.national import estimate_national
+    from clients.model import ModelConfig, build_model, set_weights
+
+    shutil.rmtree(prep / "inference-x3" / TRUTH_DIR)
+    st = setting_from_json(json.dumps(release["setting"]))
+    weights = np.load(run / "model.npz")
+    model = build_model(ModelConfig(), 0, weights["arr_0"].shape[1], 13)
+    set_weights(model, [weights[f"arr_{i}"] for i in range(len(weights.files))])
+    nat = estimate_national(model, str(prep), "FI", st, 0, np.array(release["pooled_confusion"]))
+    assert [r["minutes"] for r in nat.rows] == pytest.approx(list(table[table.nso == "FI"].minutes))
+
+
+def test_release_noise_changes_with_its_seed_and_its_epsilon_is_recomputed_by_dp_accounting(tmp_path):
+    import dp_accounting as dpa
+
+    run = _run(tmp_path, "base", inference={"enabled": False})
+    outs = []
+    for seed in (0, 1):
+        assert main(["estimate", str(run), "--set", "inference.epsilon=1.0", "--set", f"inference.noise_seed={seed}",
+                     "--set", "inference.bootstrap=20", "--out", str(tmp_path / f"e{seed}"), "--quiet"]) == 0
+        outs.append(pd.read_csv(tmp_path / f"e{seed}" / "time_use.csv"))
+    assert not np.allclose(outs[0].minutes_classify_count, outs[1].minutes_classify_count)
+    tu = json.loads((tmp_path / "e0" / "summary.json").read_text())["time_use"]
+    assert tu["release_epsilon"] <= 1.0 and tu["epsilon_sensor_only"] == tu["epsilon_labelled"]
+    z = noise_multiplier(1.0, tu["delta"])
+    acc = dpa.rdp.RdpAccountant(list(np.linspace(1.01, 200, 2000)))
+    acc.compose(dpa.GaussianDpEvent(z))
+    assert acc.get_epsilon(tu["delta"]) == pytest.approx(tu["release_epsilon"], rel=0.01)
+    # the same seed gives the same numbers
+    assert main(["estimate", str(run), "--set", "inference.epsilon=1.0", "--set", "inference.bootstrap=20",
+                 "--out", str(tmp_path / "again"), "--quiet"]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again" / "time_use.csv"), outs[0])
+
+
+def test_a_mechanism_refuses_a_block_it_has_not_accounted():
+    mech = Mechanism(1.0, {"minutes": 10.0}, 1e-5)
+    with pytest.raises(ValueError, match="no accounted sensitivity"):
+        mech.apply({"minutes": np.zeros(3), "extra": np.zeros(2)}, np.random.default_rng(0))
+    assert Mechanism(0.0, {"minutes": 1.0}, 1e-5).epsilon() is None
+
+
+@pytest.mark.parametrize("sets, expected", [
+    (["inference.max_days=0"], "inference.max_days"),
+    (["inference.estimator='median'"], "inference.estimator"),
+    (["inference.groups=['sex','sex']"], "lists a group twice"),
+    (["inference.groups=['region']"], "inference.groups"),
+    (["inference.epsilon=-1"], "inference.epsilon"),
+    (["inference.enabled=true", "engine.name='centralized'"], "runs in the NSOs of a federation"),
+    (["inference.enabled=true", "data.path='x'"], "importing a real one is not supported yet"),
+])
+def test_a_bad_inference_config_gets_one_clear_message(tmp_path, capsys, sets, expected):
+    argv = ["run", "--quiet", "--set", f"output.dir='{tmp_path}'"] + [a for s in sets for a in ("--set", s)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_estimate_needs_a_finished_run(tmp_path, capsys):
+    assert main(["estimate", str(tmp_path)]) == 2
+    assert "needs the directory of a finished `ppml run`" in capsys.readouterr().err
+
+
+def test_inference_defaults_are_what_docs_say():
+    cfg = InferenceConfig()
+    assert (cfg.estimator, cfg.confusion, cfg.max_days, cfg.epsilon) == ("acc", "pooled", 2, None)
+
+
+def test_a_sweep_over_release_epsilons_reports_time_use(tmp_path):
+    base = tmp_path / "base.toml"
+    base.write_text(tomli_w.dumps({**SMALL, "output": {"dir": str(tmp_path / "runs")}}))
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'[sweep]\nname = "tu"\nbase = "{base}"\nseeds = [0]\nreferences = false\n'
+                     '[sweep.set]\n"inference.bootstrap" = 20\n[sweep.grid]\n"inference.epsilon" = [1.0, 8.0]\n')
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "sw")]) == 0
+    table = pd.read_csv(tmp_path / "sw" / "results.csv")
+    assert sorted(table["time_use.release_epsilon"].round(1)) == [1.0, 8.0]
+    assert main(["report", str(tmp_path / "sw")]) == 0
+    report = (tmp_path / "sw" / "report" / "report.md").read_text()
+    assert "## Time-use statistics" in report and (tmp_path / "sw" / "report" / "time_use.png").exists()
