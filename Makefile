@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/ppml bench peers
 	$(BIN)/ppml bench time_use
 	$(BIN)/ppml bench audit
+	$(BIN)/ppml bench coverage
 
 clean:
 	rm -rf $(VENV) runs

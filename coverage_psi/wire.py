@@ -52,6 +52,8 @@ class Channel:
                 chunk = self.sock.recv(min(n - got, 1 << 20))
             except socket.timeout:
                 raise PeerError(f"no {waiting_for} from the other party within {self.sock.gettimeout():g} s") from None
+            except ConnectionResetError:
+                raise PeerError(f"the other party disconnected before sending {waiting_for} (connection reset)") from None
             except OSError as exc:
                 raise PeerError(f"the connection broke while waiting for {waiting_for} ({exc})") from None
             if not chunk:

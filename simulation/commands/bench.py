@@ -156,8 +156,20 @@ def _audit(args: argparse.Namespace, console: Console) -> dict:
     return r
 
 
+def _coverage(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.coverage import bench_coverage
+
+    if args.size < 1000:
+        raise UserError(f"--size {args.size}: at least 1,000 identifiers")
+    console.print(f"coverage by PSI, {args.size:,} register persons against a list of about as many, 2 processes:")
+    r = bench_coverage(args.size, progress=console.print)
+    console.print(f"  {r['identifiers_per_s']:,.0f} identifiers per second (target >= {r['target_identifiers_per_s']:,}): "
+                  + verdict(r["meets_target"]) + f"; x{r['ratio_to_hash_join']:.0f} the plain hash join's time")
+    return r
+
+
 BENCHES = {"deployment": _deployment, "peers": _peers, "scale": _scale, "secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility, "runs": _runs,
-           "time_use": _time_use, "audit": _audit}
+           "time_use": _time_use, "audit": _audit, "coverage": _coverage}
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

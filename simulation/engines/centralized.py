@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from clients.model import model_for_index
+from clients.model import get_weights, model_for_index
 from clients.training import evaluate, train
 from datasets.errors import UserError
 from datasets.prepared import Arrays, load_holdout, load_partition, read_index
@@ -42,3 +42,4 @@ class CentralizedEngine:
             recorder.fit([{"nso": "pooled", **stats}])
             recorder.central(r, evaluate_on(holdout))
             recorder.federated([(len(p.test), {"nso": p.nso, **evaluate_on(p.test)}) for p in parts])
+        recorder.save_model(get_weights(model))  # the ceiling's model too: audits and estimates read it

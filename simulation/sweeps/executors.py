@@ -36,14 +36,25 @@ def _die_with_parent() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def run_point(config: dict[str, Any], run_dir: str, output_dir: str) -> tuple[bool, str]:
+def _run(config: dict[str, Any], run_dir: str, output_dir: str) -> None:
+    """One point: a coverage measurement (coverage_psi/) or a federated experiment."""
+    if "coverage" in config:
+        from coverage_psi.config import CoverageConfig
+        from coverage_psi.run import run_coverage
+
+        run_coverage(CoverageConfig.model_validate({**config["coverage"], "output_dir": output_dir}), run_dir)
+        return
     from ..experiment import run_experiment
 
     cfg = ExperimentConfig.model_validate({**config, "output": {"dir": output_dir}})
     if cfg.engine.local_workers is None:  # the sweep already keeps every core busy, one point each
         cfg = cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"local_workers": 1})})
+    run_experiment(cfg, run_dir, quiet=True)
+
+
+def run_point(config: dict[str, Any], run_dir: str, output_dir: str) -> tuple[bool, str]:
     try:
-        run_experiment(cfg, run_dir, quiet=True)
+        _run(config, run_dir, output_dir)
         return True, ""
     except UserError as exc:
         return False, str(exc)

@@ -136,11 +136,37 @@ def _combos(spec: SweepSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     return combos, refs
 
 
+def _coverage_points(path: Path, spec: SweepSpec, base: dict[str, Any]) -> list[Point]:
+    """A sweep over a coverage config (coverage_psi/): grid keys under `coverage.`, no reference runs."""
+    from coverage_psi.config import CoverageConfig
+
+    if set(base) != {"coverage"}:
+        raise ConfigError(f"{path}: sweep.base is a coverage config; it may hold only the [coverage] table")
+    combos, _ = _combos(spec)
+    points = []
+    for seed in spec.seeds:
+        for values in combos:
+            replicate = {"seed": seed, "name": spec.name}
+            if "coverage.data.seed" not in values:  # each seed a new simulated population, unless swept itself
+                replicate["data"] = {"seed": seed}
+            raw = deep_merge(deep_merge(base, nest(values)), {"coverage": replicate})
+            where = f"{path}: point seed={seed} " + " ".join(f"{k}={v!r}" for k, v in values.items())
+            try:
+                cfg = CoverageConfig.model_validate(raw["coverage"])
+            except ValidationError as exc:
+                raise ConfigError("\n".join([f"{where}: invalid config", *validation_lines(exc, "coverage.")])) from None
+            cfg_dict = {"coverage": cfg.model_dump(exclude_none=True)}
+            points.append(Point(_point_id("grid", cfg_dict), "grid", seed, values, cfg_dict))
+    return points
+
+
 def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
     """Read and check a sweep file and every point it makes; raise ConfigError before anything runs."""
     path = Path(path)
     spec = _read_spec(path)
     base = _read_base(path, spec)
+    if "coverage" in base:
+        return spec, _coverage_points(path, spec, base)
     combos, ref_combos = _combos(spec)
     points: list[Point] = []
     for seed in spec.seeds:

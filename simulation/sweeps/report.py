@@ -127,6 +127,14 @@ def write_report(sweep_dir: Path | str) -> Path:
     table, plan = _load(sweep_dir)
     out = sweep_dir / "report"
     out.mkdir(exist_ok=True)
+    if "coverage.coverage" in table.columns:
+        from .coverage_report import coverage_sections
+
+        lines = [f"# Sweep report: {sweep_dir.name}", "", f"- Command: `{plan.get('command', 'ppml sweep')}`; "
+                 f"points: {len(table)} of {len(plan['points'])} finished", "",
+                 *coverage_sections(table, out, _markdown)]
+        (out / "report.md").write_text("\n".join(lines))
+        return out / "report.md"
     curves = {pid: pd.read_csv(sweep_dir / "points" / pid / "metrics.csv").set_index("round")["central.accuracy"]
               for pid in table.point}
     figs = [figures.privacy_utility(table, out), figures.rounds(table, curves, out), figures.per_nso_heatmap(table, out),

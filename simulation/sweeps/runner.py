@@ -41,6 +41,10 @@ def _done_line(sweep_dir: Path, p, ok: bool, err: str) -> str:
     if not ok:
         return f"  [red]failed[/] {label}: {err}"
     s = json.loads((sweep_dir / "points" / p.id / "summary.json").read_text())
+    if s.get("kind") == "coverage":
+        c = s["coverage"]
+        return (f"  done {label}: coverage {c['coverage']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}], "
+                f"true {c['true_coverage']:.4f}")
     eps = s.get("privacy", {}).get("epsilon")
     return (f"  done {label}: macro-F1 {s['final']['macro_f1']:.3f}, accuracy {s['final']['accuracy']:.3f}"
             + (f", epsilon {eps:.2f}" if eps else ""))

@@ -27,6 +27,10 @@ def results_table(sweep_dir: Path, points: list[Point]) -> pd.DataFrame:
         if not is_done(run):
             continue
         s = json.loads((run / "summary.json").read_text())
+        if s.get("kind") == "coverage":
+            rows.append({"point": p.id, "role": p.role, "seed": p.seed, **{f"grid.{k}": v for k, v in p.values.items()},
+                         **{f"coverage.{k}": v for k, v in s["coverage"].items() if not isinstance(v, dict)}})
+            continue
         f, priv, sa = s["final"], s.get("privacy", {}), s.get("secure_aggregation", {})
         row = {"point": p.id, "role": p.role, "seed": p.seed, **{f"grid.{k}": v for k, v in p.values.items()},
                "accuracy": f["accuracy"], "macro_f1": f["macro_f1"], "wellbeing_mae": f["wellbeing_mae"],
