@@ -20,8 +20,10 @@ def intervals_figure(table: pd.DataFrame, out: Path) -> Path:
     """Every run's interval against its true coverage (x), one panel per setting; red = missed."""
     keys = _settings(table)
     groups = list(table.groupby(keys, dropna=False)) if keys else [("all", table)]
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.8), squeeze=False, sharey=True)
-    for ax, (setting, g) in zip(axes[0], groups):
+    cols = min(3, len(groups))
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False, sharey=True)
+    for ax, (setting, g) in zip(axes.flat, groups):
         g = g.sort_values("coverage.true_coverage").reset_index(drop=True)
         held = g["coverage.interval_holds_truth"].astype(bool)
         for i, r in g.iterrows():
@@ -29,11 +31,15 @@ def intervals_figure(table: pd.DataFrame, out: Path) -> Path:
         ax.plot(g.index, g["coverage.coverage"], "o", color="tab:blue", ms=3, label="estimate, 95 % interval")
         ax.plot(g.index, g["coverage.coverage_uncorrected"], "s", color="tab:orange", ms=3, label="without correction")
         ax.plot(g.index, g["coverage.true_coverage"], "x", color="black", ms=5, label="truth")
-        label = ", ".join(f"{k[5:]}={v}" for k, v in zip(keys, setting if isinstance(setting, tuple) else (setting,)))
+        values = setting if isinstance(setting, tuple) else (setting,)
+        label = ", ".join(f"{k.split('.')[-1]} {'none' if pd.isna(v) else v}" for k, v in zip(keys, values))
         ax.set_title(f"{label or 'all runs'}\nheld {held.mean():.0%} of {len(g)}", fontsize=8)
         ax.set_xlabel("run (sorted by true coverage)")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("coverage of the register")
+    for ax in axes.flat[len(groups):]:
+        ax.axis("off")
+    for row in axes:
+        row[0].set_ylabel("coverage of the register")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     path = out / "coverage_intervals.png"

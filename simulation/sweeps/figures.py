@@ -235,7 +235,7 @@ def privacy_risk(table: pd.DataFrame, out: Path) -> Path | None:
     if t.empty:
         return None
     finite = t.epsilon[np.isfinite(t.epsilon)]
-    right = float(finite.max() * 2) if len(finite) else 2.0
+    right = float(2 ** np.ceil(np.log2(finite.max() * 2))) if len(finite) else 2.0
     x = t.epsilon.where(np.isfinite(t.epsilon), right)
     kinds = t.apply(lambda r: "no DP" if r.role != "grid" or not np.isfinite(r.epsilon) else panel(r), axis=1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -243,13 +243,17 @@ def privacy_risk(table: pd.DataFrame, out: Path) -> Path | None:
         mask = kinds == kind
         axes[0].scatter(x[mask], t["audit.epsilon_lower_bound"][mask], marker=marker, label=kind)
         axes[1].scatter(x[mask], t["audit.mia_auc"][mask], marker=marker, label=kind)
-    top = max(right, float(t["audit.epsilon_lower_bound"].max()) * 1.1)
-    axes[0].plot([0, top], [0, top], color="grey", linestyle="--", linewidth=0.8, label="lower bound = reported")
+    top = max(4.0, float(t["audit.epsilon_lower_bound"].max()) * 1.2)  # what m canaries can show at best
+    diagonal = np.geomspace(max(float(x.min()) / 2, 0.05), right, 50)
+    axes[0].plot(diagonal, np.minimum(diagonal, top), color="grey", linestyle="--", linewidth=0.8,
+                 label="lower bound = reported")
+    axes[0].set_ylim(-0.1, top)
     axes[0].set_ylabel("empirical epsilon lower bound (95 %)")
     axes[1].axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
     axes[1].set_ylabel("membership inference AUC (real persons)")
     for ax in axes:
-        ax.set_xlabel(f"reported epsilon (no DP drawn at {right:g})")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"reported epsilon (runs without DP drawn at {right:g})")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle("Privacy checked empirically: one-run canary audit and membership inference", fontsize=10)
