@@ -50,8 +50,10 @@ def _ppml(*args: str) -> str:
 def finished(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("cov")
     (tmp / "cov.toml").write_text(CONFIG)
+    left = ("import os; print('LEFT', sum(any(w in open(f'/proc/{p}/cmdline', 'rb').read() for w in "
+            "(b'coverage\\0serve', b'coverage\\0measure')) for p in os.listdir('/proc') if p.isdigit()))")
     proc = _isolated(_ppml("coverage", "run", str(tmp / "cov.toml"), "--out", str(tmp / "run"))
-                     + "; echo LEFT $(pgrep -fc 'simulation.cli coverage (serve|measure)')")
+                     + f"; {shlex.quote(sys.executable)} -c {shlex.quote(left)}")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "LEFT 0" in proc.stdout  # both parties' processes were stopped
     return tmp / "run"
