@@ -22,6 +22,7 @@ from datasets.synthetic.default_data import default_data_dir
 
 from .model import ModelConfig, build_model, get_weights, set_weights
 from .privacy.accounting import DELTA_KEY, PrivacyLedger, calibrate
+from .privacy.audit_canaries import add_canaries
 from .privacy.config import PrivacyConfig
 from .privacy.dp_sgd import dp_train
 from .privacy.noise_share import noisy_share
@@ -58,6 +59,8 @@ class NSOClient(NumPyClient):
         self.train_cfg = section(rc, "training", TrainingConfig)
         self.privacy = section(rc, "privacy", PrivacyConfig)
         self.rounds = int(rc.get("federation.rounds", 1))
+        self.audit_canaries = int(rc.get("audit-direction-canaries") or 0)
+        self.audit_seed = int(rc.get("audit-seed") or 0)
         self.data_dir, self.nso = resolve_nso(context, rc)
         self.data = load_partition(self.data_dir, self.nso)
         self.model = build_model(self.model_cfg, self.seed, self.data.n_features, len(self.data.labels))
@@ -129,6 +132,10 @@ class NSOClient(NumPyClient):
         sampled = np.nonzero(rng.random(units(data, "person")) < float(config["fdp_sample_rate"]))[0]
         sums, _ = clipped_update_sum(self.model, data, sampled, self.privacy.local_steps, self.privacy.local_lr,
                                      float(config["fdp_clip"]), self.model_cfg.wellbeing_weight)
+        if self.audit_canaries:  # an audit's update-direction canaries (clients/privacy/audit_canaries.py)
+            sums = add_canaries(sums, self.audit_seed, self.nso, self.audit_canaries,
+                                float(config["fdp_sample_rate"]), float(config["fdp_clip"]),
+                                np.random.default_rng([seed, 0xCA]))
         share = noisy_share(sums, float(config["fdp_noise_std"]), float(config["fdp_grid_step"]),
                             float(config["fdp_clipping_range"]), rng)
         return share, 1, {"nso": self.nso, "noise_std": float(config["fdp_noise_std"])}

@@ -99,6 +99,13 @@ def main(grid: Grid, context: Context, rc: dict) -> None:
         run_time_use(grid, context, rc, weights, data_dir, index["nsos"], icfg, sa, fed, out_dir)
 
 
+def _audited(strategy, rc: dict):
+    """Keep the aggregates of every round when an audit asks for the server's view."""
+    if int(rc.get("audit-direction-canaries") or 0):
+        strategy.view = []
+    return strategy
+
+
 def train(grid: Grid, context: Context, rc: dict, fed: FederationConfig, sa: SecureAggregationConfig, data_dir: str,
           index: dict) -> list[np.ndarray]:
     """Every round of federated training; returns (and saves) the released model."""
@@ -121,7 +128,7 @@ def train(grid: Grid, context: Context, rc: dict, fed: FederationConfig, sa: Sec
     secagg = plan_secure_aggregation(sa, index, section(rc, "training", TrainingConfig), privacy, recorder,
                                      (1.0, fdp.clipping_range) if fdp else None, fed.reply_timeout_s) if sa.enabled else None
     per_round = fit_config(rc, index, secagg, fdp)
-    factory = (lambda **kw: dp_fedavg.DPFedAvg(fdp, privacy.budget, recorder, **kw)) if fdp else None
+    factory = (lambda **kw: _audited(dp_fedavg.DPFedAvg(fdp, privacy.budget, recorder, **kw), rc)) if fdp else None
     strategy = make_strategy(
         fed, len(index["nsos"]), ndarrays_to_parameters(get_weights(model)),
         tolerate_dropouts=sa.enabled, on_dropped=recorder.dropped, factory=factory,
@@ -140,6 +147,8 @@ def train(grid: Grid, context: Context, rc: dict, fed: FederationConfig, sa: Sec
         recorder.stopped(str(stop))
     weights = legacy.state.array_records[MAIN_PARAMS_RECORD].to_numpy_ndarrays()
     recorder.save_model(weights)
+    if getattr(strategy, "view", None) and recorder.path:  # an audit: what the server saw, round by round
+        np.save(recorder.path.with_name("server_view.npy"), np.stack(strategy.view))
     return weights
 
 

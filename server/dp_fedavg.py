@@ -123,6 +123,7 @@ class DPFedAvg(_Strict, FedAvg):
         self.ledger.noise_multiplier = dp.noise_multiplier
         self.share_ledger = PrivacyLedger(RecordDict())
         self._momentum: list[np.ndarray] | None = None
+        self.view: list[np.ndarray] | None = None  # set to [] to keep each round's aggregate (an audit)
         recorder.event("federation_dp", **asdict(dp))
 
     def configure_fit(self, server_round, parameters, client_manager):
@@ -145,6 +146,8 @@ class DPFedAvg(_Strict, FedAvg):
                               "scope needs weight 1 from every NSO")
         vectors = [parameters_to_ndarrays(res.parameters) for res in contributions]
         average = [np.mean([v[i] for v in vectors], axis=0) for i in range(len(self._global))]  # SecAgg+: all equal
+        if self.view is not None:  # the server's view: the noisy sum SecAgg+ revealed this round
+            self.view.append(np.concatenate([a.ravel() for a in average]) * len(contributions))
         update = [a * len(contributions) / self.dp.expected_persons for a in average]
         if not all(np.isfinite(u).all() for u in update):
             raise RoundFailed(f"round {server_round}: the aggregate holds non-finite values; the model is not updated")

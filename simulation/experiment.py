@@ -24,7 +24,7 @@ from server import dp_fedavg
 from .config import ExperimentConfig
 from .engines.base import Engine, EngineRun, get_engine
 from .audit.canaries import Canaries, make_canaries
-from .audit.run_audit import audit_unit, run_audit
+from .audit.run_audit import audit_unit, per_nso_direction_canaries, run_audit
 from .inference.evaluate import evaluate_release
 from .inference.prepare import prepare_sensor_only
 from .results.manifest import manifest
@@ -34,10 +34,11 @@ from .results.summary import RunFailed, privacy_summary, secure_aggregation_summ
 
 
 def app_run_config(cfg: ExperimentConfig, data_dir: str, output_dir: str, quiet: bool, inference_subdir: str = "",
-                   estimate_only: str = "") -> dict[str, Any]:
+                   estimate_only: str = "", direction_canaries: int = 0) -> dict[str, Any]:
     """The flat scalar run config the Flower apps read (the same keys `flwr run .` uses)."""
     return {"seed": cfg.seed, "data-dir": data_dir, "output-dir": output_dir, "quiet": quiet,
             "inference-subdir": inference_subdir, "estimate-only": estimate_only,
+            "audit-direction-canaries": direction_canaries, "audit-seed": cfg.audit.seed,
             **to_run_config({"model": cfg.model, "training": cfg.training, "federation": cfg.federation,
                              "privacy": cfg.privacy, "secure_aggregation": cfg.secure_aggregation,
                              "inference": cfg.inference})}
@@ -127,7 +128,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
                                                     nsos=index["nsos"], windows=index["windows"],
                                                     schema=index["schema"], labels=index["labels"]))
     subdir = prepare_sensor_only(cfg, dataset, data_dir) if cfg.inference.enabled else ""
-    rc = app_run_config(cfg, data_dir, str(run_dir), quiet, subdir)
+    rc = app_run_config(cfg, data_dir, str(run_dir), quiet, subdir, direction_canaries=per_nso_direction_canaries(
+        cfg, len(index["nsos"])))
     _run_engine(engine, EngineRun(cfg, rc, data_dir, run_dir, index["nsos"], quiet))
     _check_finished(cfg, run_dir)
     summary = _summary(cfg, run_dir, index, fp, start)

@@ -95,3 +95,24 @@ def test_a_bad_audit_config_gets_one_clear_message(tmp_path, capsys, sets, expec
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+def test_the_federation_scope_is_audited_from_the_servers_seat_and_missing_noise_shares_are_caught(
+        tmp_path, monkeypatch):
+    """Update-direction canaries in the NSOs' sums, looked for in the aggregates SecAgg+ reveals."""
+    fed = ["federation.rounds=5", "privacy.enabled=true", "privacy.unit='person'", "privacy.scope='federation'",
+           "privacy.target_epsilon=0.5", "secure_aggregation.enabled=true", "model.hidden=32", "audit.canaries=300"]
+    correct = _audit(tmp_path, "fed", *fed)
+    view = correct["server_view"]
+    assert view["canaries"] == 300 and view["guesses"] == 60 and view["rounds"] == 5
+    assert view["epsilon_lower_bound"] <= correct["reported_epsilon"]
+    assert (tmp_path / "fed" / "server_view.npy").exists()
+
+    import clients.nso_client as nso_client
+
+    # the broken variant: the accounting assumes every NSO adds its noise share; none does
+    share = nso_client.noisy_share
+    monkeypatch.setattr(nso_client, "noisy_share", lambda sums, std, step, limit, rng: share(sums, 0.0, step, limit, rng))
+    broken = _audit(tmp_path, "fed-broken", *fed)["server_view"]
+    assert broken["epsilon_lower_bound"] > correct["reported_epsilon"]
+    assert broken["p_value_at_reported_epsilon"] < 0.05

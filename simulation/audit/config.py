@@ -20,3 +20,5 @@ class AuditConfig(BaseModel):
     confidence: float = Field(0.95, gt=0.5, lt=1)
     seed: int = Field(0, ge=0, le=2**31 - 1, description="canaries and their inclusion, apart from the run seed")
     membership: bool = Field(True, description="also attack the real persons (loss threshold)")
+    server_view: bool = Field(True, description="federation scope: also look for update-direction canaries in "
+                              "the aggregates the server sees under SecAgg+")

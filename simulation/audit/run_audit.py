@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from clients.model import model_for_index, set_weights
+from clients.privacy.audit_canaries import direction_canaries
 from clients.training import loss_fn
 from datasets.features import encode
 from datasets.prepared import load_holdout, load_partition
@@ -18,6 +19,38 @@ from .membership import auc, person_losses, tpr_at_fpr
 from .one_run import epsilon_lower_bound, guess, p_value
 
 NOMINAL_DELTA = 1e-5  # for runs without DP, which have no delta of their own
+
+
+def per_nso_direction_canaries(cfg, n_nsos: int) -> int:
+    """Update-direction canaries per NSO: an audit of the federation scope splits its canaries over
+    the NSOs (clients/privacy/audit_canaries.py); 0 otherwise."""
+    if not (cfg.audit.enabled and cfg.audit.server_view and cfg.privacy.federation):
+        return 0
+    return -(-cfg.audit.canaries // n_nsos)
+
+
+def server_view(cfg, run_dir, nsos: list[str], delta: float) -> dict | None:
+    """The one-run audit from the server's seat in the federation scope: each update-direction
+    canary's score is its inner product with the sum over rounds of the aggregates SecAgg+ revealed
+    (projecting out the aggregates' main directions was tried and lost power: the included
+    canaries' own sum is one of those directions)."""
+    path = run_dir / "server_view.npy"
+    per = per_nso_direction_canaries(cfg, len(nsos))
+    if not per or not path.exists():
+        return None
+    view = np.load(path)
+    total = view.sum(axis=0)
+    scores, included = [], []
+    for nso in nsos:
+        u, inc = direction_canaries(cfg.audit.seed, nso, per, view.shape[1])
+        scores.append(u @ total)
+        included.append(inc)
+    scores, included = np.concatenate(scores), np.concatenate(included)
+    m = len(scores)
+    r, v = guess(scores, included, cfg.audit.guess_fraction)
+    return {"canaries": m, "included": int(included.sum()), "guesses": r, "correct": v, "rounds": int(len(view)),
+            "epsilon_lower_bound": epsilon_lower_bound(m, r, v, delta, cfg.audit.confidence),
+            "canary_auc": auc(scores[included], scores[~included])}
 
 
 def audit_unit(cfg: AuditConfig, privacy_enabled: bool, privacy_unit: str) -> str:
@@ -84,4 +117,8 @@ def run_audit(cfg, run_dir, data_dir: str, index: dict, canaries: Canaries, sche
            "canary_auc": auc(scores[canaries.included], scores[~canaries.included])}
     if a.membership:
         out.update(membership(model, data_dir, index, cfg.model.wellbeing_weight))
+    view = server_view(cfg, run_dir, index["nsos"], delta)
+    if view is not None:
+        out["server_view"] = {**view, "p_value_at_reported_epsilon": p_value(
+            view["canaries"], view["guesses"], view["correct"], reported_epsilon, delta) if reported_epsilon else None}
     return out
