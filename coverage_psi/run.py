@@ -5,8 +5,11 @@ directory like the federated runs'. Both processes are stopped by PID on success
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
+import json
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +88,11 @@ def _wait_port(path: Path, proc, log: Path, timeout: float) -> int:
     return int(path.read_text())
 
 
-def _finish(procs: Processes, name: str, proc, deadline: float, log: Path) -> None:
+def _finish(name: str, proc: subprocess.Popen, deadline: float, log: Path) -> None:
+    """Wait for one party's process; its failure is the run's, with the party's own last words."""
     try:
         proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except Exception:  # noqa: BLE001 - a timeout: stopped below, by PID
+    except subprocess.TimeoutExpired:  # stopped by the caller, by PID
         raise UserError(f"the {name} did not finish in time; see {log}") from None
     if proc.returncode != 0:
         raise UserError(f"the {name} failed (exit code {proc.returncode}): {log.read_text()[-2000:].strip()}")
@@ -101,22 +105,20 @@ def run_coverage(cfg: CoverageConfig, out_dir: Path | str | None = None) -> Path
     truth = _write_inputs(cfg, run_dir)
     tls = make_tls(run_dir / "certs") if cfg.tls else None
     serve, measure = _commands(cfg, run_dir, tls)
-    procs = Processes(run_dir / "logs", {**__import__("os").environ})
+    procs = Processes(run_dir / "logs", dict(os.environ))
     try:
         third = procs.start("third_party", serve)
         port = _wait_port(run_dir / "third_party" / "port", third, run_dir / "logs" / "third_party.log", cfg.timeout_s)
         nso = procs.start("nso", [*measure, "--connect", f"127.0.0.1:{port}"])
         deadline = time.monotonic() + cfg.timeout_s
-        _finish(procs, "NSO's process", nso, deadline, run_dir / "logs" / "nso.log")
-        _finish(procs, "third party's process", third, deadline, run_dir / "logs" / "third_party.log")
+        _finish("NSO's process", nso, deadline, run_dir / "logs" / "nso.log")
+        _finish("third party's process", third, deadline, run_dir / "logs" / "third_party.log")
     finally:
         procs.stop_all()
     return _summarise(cfg, run_dir, truth, time.perf_counter() - start)
 
 
 def _summarise(cfg: CoverageConfig, run_dir: Path, truth: dict, wall_s: float) -> Path:
-    import json
-
     nso = json.loads((run_dir / "nso" / "result.json").read_text())
     third = json.loads((run_dir / "third_party" / "learned.json").read_text())
     est = nso["estimate"]
