@@ -27,6 +27,7 @@ from .privacy.config import PrivacyConfig
 from .privacy.dp_sgd import dp_train
 from .privacy.noise_share import noisy_share
 from .privacy.person_updates import clipped_update_sum
+from .privacy.randomness import KEY as RANDOMNESS_KEY, node_randomness
 from .privacy.sampling import sample_rate, steps_per_round, units
 from .run_config import section
 from .secure_aggregation.mod import clipped_count
@@ -35,7 +36,8 @@ from .training import TrainingConfig, evaluate, train
 
 
 def round_seed(seed: int, nso: str, server_round: int) -> int:
-    """Distinct, reproducible stream per (experiment seed, NSO, round)."""
+    """Distinct, reproducible stream per (experiment seed, NSO, round), for training without DP only:
+    DP noise and sampling come from the node's Randomness (clients/privacy/randomness.py)."""
     return int(np.random.SeedSequence([seed, zlib.crc32(nso.encode()), server_round]).generate_state(1)[0])
 
 
@@ -63,6 +65,8 @@ class NSOClient(NumPyClient):
         self.audit_seed = int(rc.get("audit-seed") or 0)
         self.data_dir, self.nso = resolve_nso(context, rc)
         self.data = load_partition(self.data_dir, self.nso)
+        self.randomness = node_randomness(str(rc.get(RANDOMNESS_KEY) or "reproducible"), context.node_config,
+                                          self.seed, self.nso)
         self.model = build_model(self.model_cfg, self.seed, self.data.n_features, len(self.data.labels))
         self.context = context
 
@@ -74,9 +78,9 @@ class NSOClient(NumPyClient):
         if config.get("task") == "estimate":
             return self._estimate(config)
         if self.privacy.federation:
-            return self._federation_fit(seed, config)
+            return self._federation_fit(server_round, config)
         if self.privacy.enabled:
-            return self._dp_fit(parameters, seed, config)
+            return self._dp_fit(parameters, server_round, config)
         stats = train(self.model, self.data.train, self.train_cfg, self.model_cfg, seed,
                       float(config.get("proximal_mu", 0.0)))
         return self._reply(parameters, len(self.data.train), {"nso": self.nso, **stats}, config)
@@ -91,7 +95,7 @@ class NSOClient(NumPyClient):
                                                       float(config["secagg_clipping_range"]))
         return delta, num_examples, metrics
 
-    def _dp_fit(self, parameters, seed: int, config):
+    def _dp_fit(self, parameters, server_round: int, config):
         """One round of DP-SGD, accounted in the node's persistent ledger; never past the budget."""
         p, data = self.privacy, self.data.train
         n_units = units(data, p.unit)
@@ -113,12 +117,12 @@ class NSOClient(NumPyClient):
             return zero, 0, {**report, "epsilon": spent, "steps": 0, "budget_exhausted": 1,
                              "rounds_accounted": len(ledger.history)}
         stats = dp_train(self.model, data, self.train_cfg, self.model_cfg, p.unit, sigma, p.max_grad_norm, q,
-                         steps, seed)
+                         steps, (self.randomness.seed("sample", server_round), self.randomness.seed("noise", server_round)))
         ledger.add(sigma, q, steps)
         return self._reply(parameters, len(data), {**report, **stats, "epsilon": after, "budget_exhausted": 0,
                                                    "rounds_accounted": len(ledger.history)}, config)
 
-    def _federation_fit(self, seed: int, config):
+    def _federation_fit(self, server_round: int, config):
         """DP-FedAvg with distributed noise (server/dp_fedavg.py): Poisson-sample persons at the
         server's rate, sum their clipped updates, add this NSO's noise share on the SecAgg+ grid.
         The reply's weight is 1 whatever the data, and its metrics say nothing about the persons."""
@@ -127,7 +131,7 @@ class NSOClient(NumPyClient):
         if missing:
             raise UserError(f"the server sent no {missing} with the training instructions; privacy.scope = "
                             "'federation' needs the ServerApp of the same nso-ppml version")
-        rng = np.random.default_rng(seed)
+        rng = self.randomness.generator("federation", server_round)  # sample, rounding offsets, noise share
         data = self.data.train
         sampled = np.nonzero(rng.random(units(data, "person")) < float(config["fdp_sample_rate"]))[0]
         sums, _ = clipped_update_sum(self.model, data, sampled, self.privacy.local_steps, self.privacy.local_lr,
@@ -135,7 +139,7 @@ class NSOClient(NumPyClient):
         if self.audit_canaries:  # an audit's update-direction canaries (clients/privacy/audit_canaries.py)
             sums = add_canaries(sums, self.audit_seed, self.nso, self.audit_canaries,
                                 float(config["fdp_sample_rate"]), float(config["fdp_clip"]),
-                                np.random.default_rng([seed, 0xCA]))
+                                self.randomness.generator("canaries", server_round))
         share = noisy_share(sums, float(config["fdp_noise_std"]), float(config["fdp_grid_step"]),
                             float(config["fdp_clipping_range"]), rng)
         return share, 1, {"nso": self.nso, "noise_std": float(config["fdp_noise_std"])}
@@ -144,17 +148,34 @@ class NSOClient(NumPyClient):
         """Time-use estimation with the model just received (clients/estimation/national.py): the
         noisy confusion counts, or the national table (published by this NSO, here collected as a
         metric) and the vector for the pooled figures; weight 1, whatever the NSO's size."""
-        from .estimation.national import estimate_national, noisy_confusion, setting_from_json
+        from .estimation.national import estimate_national, setting_from_json
 
         st = setting_from_json(str(config["inference_setting"]))
+        own = self._own_confusion(st)
         if config["inference_phase"] == "confusion":
-            counts, _ = noisy_confusion(self.model, self.data_dir, self.nso, st)
-            return [st.confusion_layout().pack({"confusion": counts})], 1, {"nso": self.nso}
+            return [st.confusion_layout().pack({"confusion": own[0]})], 1, {"nso": self.nso}
         pooled = np.array(json.loads(str(config["pooled_confusion"]))) if "pooled_confusion" in config else None
-        nat = estimate_national(self.model, self.data_dir, self.nso, st, self.seed, pooled)
+        nat = estimate_national(self.model, self.data_dir, self.nso, st, self.seed, self.randomness, own, pooled)
         release = {"rows": nat.rows, "wellbeing": nat.wellbeing, "epsilon_sensor": nat.epsilon_sensor,
                    "epsilon_labelled": nat.epsilon_labelled}
         return [st.estimates_layout().pack(nat.pooling)], 1, {"nso": self.nso, "release": json.dumps(release)}
+
+    def _own_confusion(self, st):
+        """This NSO's noisy confusion counts, drawn once per estimate and kept in the node state, so
+        that the estimates phase reuses what the confusion phase released (a second draw would be a
+        second, unaccounted release)."""
+        from flwr.app import ConfigRecord
+
+        from .estimation.national import noisy_confusion
+
+        key, tag = "time-use-confusion", json.dumps([st.cfg.model_dump(mode="json"), st.delta])
+        rec = self.context.state.config_records.get(key)
+        counts, lab = noisy_confusion(self.model, self.data_dir, self.nso, st, self.randomness)
+        if rec is not None and str(rec["tag"]) == tag:
+            counts = np.array(json.loads(str(rec["counts"])))
+        else:
+            self.context.state.config_records[key] = ConfigRecord({"tag": tag, "counts": json.dumps(counts.tolist())})
+        return counts, lab
 
     def _delta(self, config, n_units: int) -> float:
         """The run's one delta, sent by the server (clients/privacy/accounting.resolve_delta), so

@@ -114,7 +114,8 @@ def train(grid: Grid, context: Context, rc: dict, fed: FederationConfig, sa: Sec
 
     model = model_for_index(mcfg, seed, index)
     holdout, _ = load_holdout(data_dir)
-    recorder = RoundRecorder(str(rc.get("output-dir") or "") or None, fed.rounds, quiet=bool(rc.get("quiet", False)))
+    recorder = RoundRecorder(str(rc.get("output-dir") or "") or None, fed.rounds, quiet=bool(rc.get("quiet", False)),
+                             randomness=str(rc.get("randomness") or "reproducible"))
 
     def central_evaluate(server_round, parameters, config):
         set_weights(model, parameters)

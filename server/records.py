@@ -18,7 +18,7 @@ def append_line(path: Path, record: dict[str, Any]) -> None:
         f.flush()
 
 
-def progress_line(row: dict[str, Any], rounds: int) -> str:
+def progress_line(row: dict[str, Any], rounds: int, randomness: str | None = None) -> str:
     """The one-line progress report of a finished round (every engine prints this)."""
     acc, f1 = row.get("central.accuracy", float("nan")), row.get("central.macro_f1", float("nan"))
     eps = {k.split(".")[1]: v for k, v in row.items() if k.startswith("fit.") and k.endswith(".epsilon")}
@@ -26,6 +26,8 @@ def progress_line(row: dict[str, Any], rounds: int) -> str:
                + " ".join(f"{n} {e:.2f}" for n, e in eps.items()) + ")") if eps else ""
     if "dp.epsilon" in row:  # federation scope: one aggregate epsilon, and each NSO share's own
         privacy = f"  epsilon {row['dp.epsilon']:.2f} (aggregate; {row['dp.nso_share_epsilon']:.2f} per NSO share)"
+    if privacy and randomness == "reproducible":
+        privacy += " [noise reproducible from config]"
     wb = row.get("central.wellbeing_mae")
     wb_text = f"  well-being MAE {wb:.3f}" if wb is not None and wb == wb else ""  # no ratings in the data: left out
     return (f"round {row['round']:>3}/{rounds}  accuracy {acc:.3f}  macro-F1 {f1:.3f}{wb_text}{privacy}  "
@@ -35,13 +37,14 @@ def progress_line(row: dict[str, Any], rounds: int) -> str:
 class RoundRecorder:
     """Collects central, federated and training metrics of each round and writes metrics.jsonl."""
 
-    def __init__(self, output_dir: str | None, rounds: int, quiet: bool = False) -> None:
+    def __init__(self, output_dir: str | None, rounds: int, quiet: bool = False, randomness: str | None = None) -> None:
         self.path = Path(output_dir) / "metrics.jsonl" if output_dir else None
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("")
         self.rounds = rounds
         self.quiet = quiet
+        self.randomness = randomness  # where the NSOs' DP noise comes from (clients/privacy/randomness.py)
         self.current: dict[str, Any] = {}
         self.rows: list[dict[str, Any]] = []
         self.start = time.perf_counter()
@@ -129,6 +132,6 @@ class RoundRecorder:
         if self.path:
             append_line(self.path, row)
         if not self.quiet:
-            print(progress_line(row, self.rounds), file=sys.stderr, flush=True)
+            print(progress_line(row, self.rounds, self.randomness), file=sys.stderr, flush=True)
         self.current = {}
         self.round_start = now

@@ -106,6 +106,11 @@ class ExperimentConfig(BaseModel):
 
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$", description="used in run directory names")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of training, splits and sampling")
+    randomness: Literal["auto", "reproducible", "secure"] = Field(
+        "auto", description="DP noise and sampling: secure = OS entropy in each NSO (no other party can replay it); "
+                            "reproducible = from a node secret derived from the seed (simulation studies, no "
+                            "guarantee against whoever holds the config); auto = secure on the deployment engine, "
+                            "reproducible otherwise")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -116,6 +121,13 @@ class ExperimentConfig(BaseModel):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @property
+    def randomness_mode(self) -> str:
+        """The mode `auto` stands for on this config's engine (docs/privacy.md, "Randomness")."""
+        if self.randomness != "auto":
+            return self.randomness
+        return "secure" if self.engine.name == "deployment" else "reproducible"
 
 
 def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:

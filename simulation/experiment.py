@@ -12,6 +12,7 @@ import tomli_w
 
 from clients.model import model_for_index
 from clients.privacy.accounting import resolve_delta, units_per_nso
+from clients.privacy.randomness import REPRODUCIBLE_NOTE
 from clients.run_config import to_run_config
 from datasets.atomic import write_json
 from datasets.errors import UserError
@@ -36,7 +37,7 @@ from .results.summary import RunFailed, privacy_summary, secure_aggregation_summ
 def app_run_config(cfg: ExperimentConfig, data_dir: str, output_dir: str, quiet: bool, inference_subdir: str = "",
                    estimate_only: str = "", direction_canaries: int = 0) -> dict[str, Any]:
     """The flat scalar run config the Flower apps read (the same keys `flwr run .` uses)."""
-    return {"seed": cfg.seed, "data-dir": data_dir, "output-dir": output_dir, "quiet": quiet,
+    return {"seed": cfg.seed, "randomness": cfg.randomness_mode, "data-dir": data_dir, "output-dir": output_dir, "quiet": quiet,
             "inference-subdir": inference_subdir, "estimate-only": estimate_only,
             "audit-direction-canaries": direction_canaries, "audit-seed": cfg.audit.seed,
             **to_run_config({"model": cfg.model, "training": cfg.training, "federation": cfg.federation,
@@ -63,6 +64,13 @@ def with_delta(cfg: ExperimentConfig, index: dict) -> ExperimentConfig:
         except ValueError as exc:
             raise UserError(str(exc)) from None
     return cfg.model_copy(update={"privacy": cfg.privacy.model_copy(update={"delta": delta})})
+
+
+def randomness_summary(cfg: ExperimentConfig) -> dict[str, str]:
+    """What summary.json and every report say about where the DP noise came from."""
+    mode = cfg.randomness_mode
+    return {"mode": mode, "note": REPRODUCIBLE_NOTE if mode == "reproducible" else
+            "noise from OS entropy in each NSO: no other party can replay it; runs differ run to run"}
 
 
 def load_data(cfg: ExperimentConfig) -> Dataset:
@@ -147,7 +155,8 @@ def _summary(cfg: ExperimentConfig, run_dir: Path, index: dict, fp: str, start: 
     m = read_metrics(run_dir / "metrics.jsonl")
     pd.DataFrame(m.rows).to_csv(run_dir / "metrics.csv", index=False)
     stops = m.events_named("stopped")
-    return {"name": cfg.name, "engine": cfg.engine.name, "seed": cfg.seed, "data_fingerprint": fp,
+    return {"name": cfg.name, "engine": cfg.engine.name, "seed": cfg.seed, "randomness": randomness_summary(cfg),
+            "data_fingerprint": fp,
             "data": {"schema": index["schema"]["name"], "labels": index["labels"], "features": len(index["features"])},
             **summarise(m.rows, index["nsos"], time.perf_counter() - start, index["labels"]),
             "stopped_early": stops[0]["reason"] if stops else None,

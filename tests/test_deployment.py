@@ -19,7 +19,8 @@ import pytest
 from simulation.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = {"data": {"generate": {"nsos": ["FI", "NL", "PL"], "persons_scale": 0.3}},
+# reproducible noise (deployment's default is secure) so that the run compares with the local engine's
+BASE = {"randomness": "reproducible", "data": {"generate": {"nsos": ["FI", "NL", "PL"], "persons_scale": 0.3}},
         "federation": {"rounds": 2},
         "privacy": {"enabled": True, "noise_multiplier": 1.0},
         "secure_aggregation": {"enabled": True, "timeout_s": 60.0}}

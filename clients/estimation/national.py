@@ -2,9 +2,10 @@
 
 Phase "confusion": the noisy confusion counts of its labelled persons (for a pooled matrix).
 Phase "estimates": the national table - corrected minutes per day per label and cell, intervals,
-classify-and-count and diary-sample figures - and the pooling vector. The noise of each release is
-drawn from `noise_seed` and the NSO's code only, so both phases see the same noisy counts and a
-new noise seed gives new released numbers.
+classify-and-count and diary-sample figures - and the pooling vector. The noise of each release comes
+from the NSO's Randomness (clients/privacy/randomness.py): OS entropy in secure mode, its node secret
+and `noise_seed` in reproducible mode. The ClientApp keeps the confusion counts of the first phase
+in its node state, so both phases use the same noisy counts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from datasets.inference_data import Sample, load_sample
 
+from ..privacy.randomness import Randomness
 from . import quantify
 from .bootstrap import bootstrap
 from .cells import Cell, cell_sums, layout, membership, partitions, per_person_day, person_days
@@ -94,16 +96,17 @@ def setting_for(cfg: InferenceConfig, inf_index: dict, subdir: str, delta: float
 
 
 def _rng(seed: int, nso: str, what: str) -> np.random.Generator:
+    """The bootstrap's stream (internal quality figures, no DP noise)."""
     return np.random.default_rng([seed, zlib.crc32(nso.encode()), zlib.crc32(what.encode())])
 
 
-def noisy_confusion(model: torch.nn.Module, data_dir: str, nso: str, st: Setting):
+def noisy_confusion(model: torch.nn.Module, data_dir: str, nso: str, st: Setting, noise: Randomness):
     """(noisy confusion counts, the labelled persons): this NSO's labelled release."""
     sample = load_sample(Path(data_dir) / st.subdir, "labelled", nso)
     p = predict(model, sample.x, st.wellbeing_range)
     lab = labelled_persons(sample, p, st.cfg.estimator, len(st.labels), st.cfg.max_days, st.cells)
     _, mech = st.mechanisms()
-    counts = mech.apply({"confusion": lab.confusion.sum(axis=0)}, _rng(st.cfg.noise_seed, nso, "confusion"))
+    counts = mech.apply({"confusion": lab.confusion.sum(axis=0)}, noise.generator("time-use-confusion", st.cfg.noise_seed))
     return counts["confusion"], lab
 
 
@@ -125,17 +128,18 @@ class National:
     wellbeing: dict[str, float | None]
 
 
-def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setting, seed: int,
-                      pooled_counts: np.ndarray | None = None) -> National:
+def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setting, seed: int, noise: Randomness,
+                      own: tuple[np.ndarray, object], pooled_counts: np.ndarray | None = None) -> National:
     """Everything this NSO publishes; `pooled_counts` (the SecAgg+ sum of every NSO's noisy confusion
-    counts) replaces its own matrix when the config asks for a pooled one."""
-    own_counts, lab = noisy_confusion(model, data_dir, nso, st)
+    counts) replaces its own matrix when the config asks for a pooled one; `own` = noisy_confusion's
+    result, released once per estimate."""
+    own_counts, lab = own
     m = quantify.row_normalised(pooled_counts if pooled_counts is not None else own_counts)
     sensor = load_sample(Path(data_dir) / st.subdir, "sensor", nso)
     p = predict(model, sensor.x, st.wellbeing_range)
     exact, days, member = sensor_release(sensor, p, st.cells, st.cfg, st.window_minutes)
     sensor_mech, labelled_mech = st.mechanisms()
-    noisy = sensor_mech.apply(exact, _rng(st.cfg.noise_seed, nso, "sensor"))
+    noisy = sensor_mech.apply(exact, noise.generator("time-use-sensor", st.cfg.noise_seed))
     released = Released(noisy["minutes"], noisy["person_days"], own_counts, noisy.get("wellbeing"))
     est, cc = corrected(released.minutes, released.person_days, m, st.day_minutes)
     persons = np.array([len(np.unique(days.person[member[:, c] > 0])) for c in range(len(st.cells))])

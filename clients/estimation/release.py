@@ -5,8 +5,9 @@ Two groups of persons touch the released numbers, and they are disjoint: the sen
 labelled persons (through the confusion matrix). Each group's numbers form one Gaussian mechanism:
 every block is divided by its L2 sensitivity, so that the whole vector moves by at most sqrt(blocks)
 when one person is added or removed, and Gaussian noise of standard deviation z x sqrt(blocks) is
-added; the epsilon is that of one Gaussian mechanism with noise multiplier z (no subsampling), which
-Opacus' RDP accountant and Google's dp-accounting compute alike (tests/test_time_use.py).
+added; the epsilon is that of one Gaussian mechanism with noise multiplier z (no subsampling), from
+the tight analytic Gaussian curve (clients/privacy/analytic_gaussian.py), which dp-accounting's PLD
+accountant reproduces (tests/test_time_use.py).
 
 Sensitivities (P = breakdowns released, the overall cell counting as one; D = max_days):
 - minutes sums: a person's days add at most D x 1,440 minutes to one cell of each breakdown:
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..privacy.accounting import calibrate, epsilon_of
+from ..privacy import analytic_gaussian
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Mechanism:
         return {k: scale * s for k, s in self.sensitivity.items()}
 
     def epsilon(self) -> float | None:
-        return float(epsilon_of([(self.z, 1.0, 1)], self.delta, "rdp")) if self.z > 0 else None
+        return analytic_gaussian.epsilon_of(self.z, self.delta) if self.z > 0 else None
 
     def apply(self, blocks: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         """The blocks with their noise (unchanged without noise); fails loudly on a block it does not
@@ -57,7 +58,7 @@ class Mechanism:
 
 def noise_multiplier(epsilon: float | None, delta: float) -> float:
     """z of one Gaussian mechanism at (epsilon, delta), never above the target; 0 without DP."""
-    return 0.0 if epsilon is None else float(calibrate(epsilon, delta, 1.0, 1, "rdp"))
+    return 0.0 if epsilon is None else analytic_gaussian.noise_multiplier(epsilon, delta)
 
 
 def sensor_mechanism(z: float, delta: float, partitions: int, max_days: int, day_minutes: float,

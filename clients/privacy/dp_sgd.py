@@ -31,14 +31,15 @@ from .sampling import poisson_batch, units
 
 
 def dp_train(model: ActivityNet, data: Arrays, tcfg: TrainingConfig, mcfg: ModelConfig, unit: str, sigma: float,
-             max_grad_norm: float, q: float, steps: int, seed: int) -> dict[str, float]:
-    """`steps` DP-SGD steps with Poisson sampling of `unit`s at rate q.
+             max_grad_norm: float, q: float, steps: int, seeds: tuple[int, int]) -> dict[str, float]:
+    """`steps` DP-SGD steps with Poisson sampling of `unit`s at rate q; `seeds` = (sampling, noise),
+    from the node's Randomness (clients/privacy/randomness.py), so no other party knows them.
 
     Clipping per unit (clients/clipping.py), then Opacus' DPOptimizer: Gaussian noise with standard
     deviation sigma * max_grad_norm, division by the expected batch size q * n_units, optimizer step.
     """
-    gen = torch.Generator().manual_seed(seed)
-    noise_gen = torch.Generator().manual_seed(seed ^ 0x5EED)
+    gen = torch.Generator().manual_seed(seeds[0])
+    noise_gen = torch.Generator().manual_seed(seeds[1])
     n_units = units(data, unit)
     clipper = LinearStackClipper(model)
     opt = ClippedSumDPOptimizer(make_optimizer(model, tcfg), noise_multiplier=sigma, max_grad_norm=max_grad_norm,

@@ -40,7 +40,7 @@ def bench_dp(repeats: int = 3) -> dict:
                 q = sample_rate(pcfg, tcfg, data)
                 model = build_model(mcfg, 0, part.n_features, len(part.labels))
                 start = time.perf_counter()
-                dp_train(model, data, tcfg, mcfg, unit, 1.0, 1.0, q, steps_per_round(q, 1), 0)
+                dp_train(model, data, tcfg, mcfg, unit, 1.0, 1.0, q, steps_per_round(q, 1), (0, 1))
                 times[f"dp_{unit}"].append(time.perf_counter() - start)
     best = {k: min(v) for k, v in times.items()}
     ratios = {k: round(best[k] / best["non_private"], 3) for k in ("dp_record", "dp_person")}

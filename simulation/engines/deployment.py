@@ -19,6 +19,7 @@ from pathlib import Path
 
 import tomli_w
 
+from clients.privacy.randomness import NODE_SECRET_KEY, simulated_node_secret
 from datasets.errors import UserError
 from server.records import progress_line
 
@@ -100,7 +101,8 @@ class DeploymentEngine:
             _link_own_files(Path(job.data_dir), node_data, name, str(job.run_config.get("inference-subdir") or ""))
         procs.start(f"supernode-{name}", [
             str(BIN / "flower-supernode"), "--root-certificates", str(ca), "--superlink", f"127.0.0.1:{link_port}",
-            "--auth-supernode-private-key", str(private), "--node-config", f"nso='{name}' data-dir='{node_data}'",
+            "--auth-supernode-private-key", str(private), "--node-config",
+            f"nso='{name}' data-dir='{node_data}' {NODE_SECRET_KEY}='{simulated_node_secret(job.cfg.seed, name)}'",
             "--port", str(free_port()), "--isolation", "subprocess"])
 
     def _follow(self, job: EngineRun, procs: Processes, submit: subprocess.Popen, link: subprocess.Popen,
@@ -118,7 +120,7 @@ class DeploymentEngine:
             if not job.quiet:
                 for r in records:
                     if "round" in r and "event" not in r:
-                        print(progress_line(r, rounds), file=sys.stderr, flush=True)
+                        print(progress_line(r, rounds, job.cfg.randomness_mode), file=sys.stderr, flush=True)
             if after and finished and finished[-1] >= after[0]:
                 after[1](procs)
                 after = None

@@ -9,6 +9,7 @@ from typing import Any
 from flwr.app import Context, RecordDict
 
 from clients.app import make_client_app
+from clients.privacy.randomness import NODE_SECRET_KEY, simulated_node_secret
 from datasets.prepared import read_index
 from server.app import make_server_app
 
@@ -23,7 +24,8 @@ def node_contexts(nsos: list[str], data_dir: str, run_config: dict[str, Any]) ->
     return {
         NODE_ID_BASE + i: Context(run_id=1, node_id=NODE_ID_BASE + i,
                                   node_config={"partition-id": i, "num-partitions": len(nsos), "nso": nso,
-                                               "data-dir": data_dir},
+                                               "data-dir": data_dir,
+                                               NODE_SECRET_KEY: simulated_node_secret(int(run_config.get("seed", 0)), nso)},
                                   state=RecordDict(), run_config=dict(run_config))
         for i, nso in enumerate(nsos)
     }
