@@ -68,6 +68,8 @@ def test_a_mechanism_that_accounts_dp_but_trains_without_it_is_caught_where_the_
     dp = ["federation.rounds=10", "privacy.enabled=true", "privacy.unit='person'", "privacy.target_epsilon=0.5",
           "privacy.person_sample_rate=0.25", "privacy.steps_per_round=4"]
     correct = _audit(tmp_path, "correct", *dp)
+    run_delta = json.loads((tmp_path / "correct" / "summary.json").read_text())["privacy"]["delta"]
+    assert correct["delta"] == run_delta  # the run's delta (0.1 / n here), not a nominal one
     assert correct["epsilon_lower_bound"] <= correct["reported_epsilon"]
     assert correct["p_value_at_reported_epsilon"] > 0.05
 
@@ -75,8 +77,8 @@ def test_a_mechanism_that_accounts_dp_but_trains_without_it_is_caught_where_the_
     from clients.training import train
 
     # the broken variant: the ledger accounts DP-SGD, the NSOs train without clipping or noise
-    monkeypatch.setattr(nso_client, "dp_train", lambda model, data, tcfg, mcfg, unit, sigma, clip, q, steps, seed:
-                        train(model, data, tcfg, mcfg, seed))
+    monkeypatch.setattr(nso_client, "dp_train", lambda model, data, tcfg, mcfg, unit, sigma, clip, q, steps, seeds:
+                        train(model, data, tcfg, mcfg, seeds[0]))
     broken = _audit(tmp_path, "broken", *dp)
     assert broken["reported_epsilon"] == pytest.approx(correct["reported_epsilon"])
     assert broken["epsilon_lower_bound"] > broken["reported_epsilon"]
