@@ -20,6 +20,7 @@ from datasets.errors import UserError
 from datasets.prepared import load_partition, read_index
 from datasets.synthetic.default_data import default_data_dir
 
+from .local_log import LocalLog
 from .model import ModelConfig, build_model, get_weights, set_weights
 from .privacy.accounting import DELTA_KEY, PrivacyLedger, calibrate
 from .privacy.audit_canaries import add_canaries
@@ -33,6 +34,11 @@ from .run_config import section
 from .secure_aggregation.mod import clipped_count
 from .training import TrainingConfig, evaluate, train
 
+
+
+# Functions of the NSO's data that no epsilon covers: kept in the NSO's local log in a DP run.
+PRIVATE_FIT = ("train_loss", "mean_batch_units", "clipped_share", "secagg_clipped")
+PRIVATE_EVALUATE = ("loss", "examples", "accuracy", "macro_f1", "wellbeing_mae")
 
 
 def round_seed(seed: int, nso: str, server_round: int) -> int:
@@ -69,6 +75,8 @@ class NSOClient(NumPyClient):
                                           self.seed, self.nso)
         self.model = build_model(self.model_cfg, self.seed, self.data.n_features, len(self.data.labels))
         self.context = context
+        # A DP run sends only public numbers; what depends on the data stays with the NSO.
+        self.local_log = LocalLog(context, rc, self.nso) if self.privacy.enabled else None
 
     def fit(self, parameters, config):
         set_weights(self.model, parameters)
@@ -93,7 +101,14 @@ class NSOClient(NumPyClient):
         if "secagg_clipping_range" in config:
             metrics["secagg_clipped"] = clipped_count(delta, num_examples, float(config["secagg_max_weight"]),
                                                       float(config["secagg_clipping_range"]))
-        return delta, num_examples, metrics
+        return delta, num_examples, self._public(int(config.get("server_round", 0)), "fit", metrics, PRIVATE_FIT)
+
+    def _public(self, server_round: int, phase: str, metrics: dict, private: tuple[str, ...]) -> dict:
+        """In a DP run, move the data-dependent `private` keys to the NSO's local log."""
+        if self.local_log is None:
+            return metrics
+        self.local_log.write(server_round, phase, {k: metrics[k] for k in private if k in metrics})
+        return {k: v for k, v in metrics.items() if k not in private}
 
     def _dp_fit(self, parameters, server_round: int, config):
         """One round of DP-SGD, accounted in the node's persistent ledger; never past the budget."""
@@ -190,7 +205,13 @@ class NSOClient(NumPyClient):
         return delta
 
     def evaluate(self, parameters, config):
+        """The NSO's test persons (the validation persons of tuning). In a DP run the result stays in
+        the local log and the server gets a NaN loss: it is not DP, so it is not the server's."""
         set_weights(self.model, parameters)
         m = evaluate(self.model, self.data.test, self.model_cfg, self.data.labels, self.data.wellbeing_range)
-        return m["loss"], len(self.data.test), {"nso": self.nso, "accuracy": m["accuracy"],
-                                                "macro_f1": m["macro_f1"], "wellbeing_mae": m["wellbeing_mae"]}
+        metrics = {"nso": self.nso, "loss": m["loss"], "examples": len(self.data.test), "accuracy": m["accuracy"],
+                   "macro_f1": m["macro_f1"], "wellbeing_mae": m["wellbeing_mae"]}
+        public = self._public(int(config.get("server_round", 0)), "evaluate", metrics, PRIVATE_EVALUATE)
+        loss = public.pop("loss", float("nan"))
+        public.pop("examples", None)
+        return loss, len(self.data.test), public

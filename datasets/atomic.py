@@ -59,3 +59,10 @@ def write_json(path: Path | str, payload: dict) -> Path:
 
 def write_text(path: Path | str, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def append_line(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and flush it: a crash loses no line already written."""
+    with path.open("a") as f:
+        f.write(json.dumps(finite_or_none(record), allow_nan=False) + "\n")
+        f.flush()

@@ -8,14 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from datasets.atomic import finite_or_none
-
-
-def append_line(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line and flush it: a crash loses no line already written."""
-    with path.open("a") as f:
-        f.write(json.dumps(finite_or_none(record), allow_nan=False) + "\n")
-        f.flush()
+from datasets.atomic import append_line
 
 
 def progress_line(row: dict[str, Any], rounds: int, randomness: str | None = None) -> str:
@@ -64,6 +57,8 @@ class RoundRecorder:
                     self.current[f"fit.{nso}.{k}"] = v
 
     def federated(self, per_nso: list[tuple[int, dict[str, Any]]]) -> None:
+        """The NSOs' own evaluation; in a DP run they keep it (clients/local_log.py) and send none."""
+        per_nso = [(n, m) for n, m in per_nso if "accuracy" in m]
         total = sum(n for n, _ in per_nso)
         for n, m in per_nso:
             for k in ("accuracy", "macro_f1", "wellbeing_mae"):

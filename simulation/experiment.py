@@ -29,6 +29,7 @@ from .audit.run_audit import audit_unit, per_nso_direction_canaries, run_audit
 from .inference.evaluate import evaluate_release
 from .inference.prepare import prepare_sensor_only
 from .results.manifest import manifest
+from .results.local_logs import with_local_logs
 from .results.metrics import read_metrics
 from .results.run_dir import default_run_dir, new_run_dir
 from .results.summary import RunFailed, privacy_summary, secure_aggregation_summary, summarise
@@ -151,8 +152,10 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
 
 
 def _summary(cfg: ExperimentConfig, run_dir: Path, index: dict, fp: str, start: float) -> dict:
-    """summary.json without the optional blocks; metrics.csv beside it."""
+    """summary.json without the optional blocks; metrics.csv beside it (the server's rows and the
+    NSOs' local logs together)."""
     m = read_metrics(run_dir / "metrics.jsonl")
+    m.rows = with_local_logs(m.rows, run_dir, index["nsos"])  # what each simulated NSO kept to itself
     pd.DataFrame(m.rows).to_csv(run_dir / "metrics.csv", index=False)
     stops = m.events_named("stopped")
     return {"name": cfg.name, "engine": cfg.engine.name, "seed": cfg.seed, "randomness": randomness_summary(cfg),

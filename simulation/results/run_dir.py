@@ -3,7 +3,8 @@
   config.toml      the resolved config (every default filled in): re-run it to reproduce
   manifest.json    versions, git commit, seed, data fingerprint, engine, machine
   metrics.jsonl    one line per round, appended as the round ends (survives a crash)
-  metrics.csv      the same rows as a table, written at the end
+  metrics.csv      the same rows as a table with the NSOs' local logs merged in, written at the end
+  nso/<NSO>/local.jsonl  what each simulated NSO kept to itself in a DP run (clients/local_log.py)
   model.npz        the released global model (federated engines)
   summary.json     final metrics, privacy and SecAgg+ blocks, timing (docs/results.md); written
                    last, so its presence means the run finished
