@@ -118,3 +118,43 @@ def test_the_federation_scope_is_audited_from_the_servers_seat_and_missing_noise
     broken = _audit(tmp_path, "fed-broken", *fed)["server_view"]
     assert broken["epsilon_lower_bound"] > correct["reported_epsilon"]
     assert broken["p_value_at_reported_epsilon"] < 0.05
+
+
+def test_the_server_seat_replays_reproducible_noise_and_loses_against_secure_noise(tmp_path, monkeypatch):
+    """An attacker that knows what the server knows (config, seed, code, every aggregate) redraws the
+    NSOs' noise shares: it wins against noise derived from the seed - reproducible mode, and the
+    code before issue 19 (kept here as the broken variant) - and loses when the NSOs use OS entropy."""
+    fed = ["federation.rounds=3", "privacy.enabled=true", "privacy.unit='person'", "privacy.scope='federation'",
+           "privacy.target_epsilon=0.5", "secure_aggregation.enabled=true", "model.hidden=32", "audit.canaries=100",
+           "audit.membership=false"]
+    seed_name = "node secret from the run seed (randomness = 'reproducible')"
+    legacy_name = "round seed from the run seed (the code before issue 19)"
+    reproducible = _audit(tmp_path, "rep", *fed, "randomness='reproducible'")["replay"]
+    assert reproducible["won"] and reproducible["rounds"] == 3
+    assert reproducible["candidates"][seed_name]["z"] > 20
+    assert reproducible["candidates"][seed_name]["energy_removed"] > 0.5
+    assert abs(reproducible["candidates"][legacy_name]["z"]) < 4
+
+    secure = _audit(tmp_path, "sec", *fed, "randomness='secure'")["replay"]
+    assert not secure["won"]
+    for c in secure["candidates"].values():
+        assert abs(c["z"]) < 4 and c["energy_removed"] < 0  # a wrong replay only adds noise
+
+    import numpy as np
+
+    import clients.nso_client as nso_client
+    from clients.privacy.randomness import Randomness
+
+    class Legacy(Randomness):  # the broken variant: the federation stream from the public round seed
+        def generator(self, purpose, *ids):
+            return np.random.default_rng(nso_client.round_seed(0, self.nso, ids[0])) if purpose == "federation" \
+                else super().generator(purpose, *ids)
+
+    def legacy(mode, node_config, seed, nso):
+        r = Legacy("secure")
+        object.__setattr__(r, "nso", nso)
+        return r
+
+    monkeypatch.setattr(nso_client, "node_randomness", legacy)
+    broken = _audit(tmp_path, "legacy", *fed, "randomness='secure'")["replay"]
+    assert broken["won"] and broken["candidates"][legacy_name]["z"] > 20

@@ -13,10 +13,12 @@ from datasets.features import encode
 from datasets.prepared import load_holdout, load_partition
 from datasets.table_schema import TableSchema
 
+from ..results.metrics import read_metrics
 from .canaries import Canaries
 from .config import AuditConfig
 from .membership import auc, person_losses, tpr_at_fpr
 from .one_run import epsilon_lower_bound, guess, p_value
+from .replay import replay_audit
 
 NOMINAL_DELTA = 1e-5  # for runs without DP, which have no delta of their own
 
@@ -121,4 +123,6 @@ def run_audit(cfg, run_dir, data_dir: str, index: dict, canaries: Canaries, sche
     if view is not None:
         out["server_view"] = {**view, "p_value_at_reported_epsilon": p_value(
             view["canaries"], view["guesses"], view["correct"], reported_epsilon, delta) if reported_epsilon else None}
+        plan = read_metrics(run_dir / "metrics.jsonl").events_named("federation_dp")
+        out["replay"] = replay_audit(cfg, run_dir, index, plan[0] if plan else {})
     return out
