@@ -183,7 +183,7 @@ class NSOClient(NumPyClient):
 
         from .estimation.national import noisy_confusion
 
-        key, tag = "time-use-confusion", json.dumps([st.cfg.model_dump(mode="json"), st.delta])
+        key, tag = "time-use-confusion", json.dumps([st.cfg.model_dump(mode="json"), st.delta, st.release])
         rec = self.context.state.config_records.get(key)
         counts, lab = noisy_confusion(self.model, self.data_dir, self.nso, st, self.randomness)
         if rec is not None and str(rec["tag"]) == tag:

@@ -21,7 +21,7 @@ from flwr.server import LegacyContext, ServerConfig
 from flwr.server.strategy import FedAvg
 
 from clients.estimation.config import InferenceConfig
-from clients.estimation.national import Setting, pooled_rows, setting_for, setting_to_json
+from clients.estimation.national import Setting, inference_delta, pooled_rows, setting_for, setting_to_json
 from clients.estimation.pooling import CLIP, Layout
 from clients.secure_aggregation.config import SecureAggregationConfig
 from datasets.atomic import write_json
@@ -32,7 +32,9 @@ from .secure_aggregation import CheckedSecAggPlusWorkflow
 from .strategy import RoundFailed, failure_reason
 from .workflow import round_workflow
 
-RELEASE_FILE = "time_use_release.json"
+RELEASE_FILE = "release.json"  # what the epsilon covers: what the NSOs would publish
+QUALITY_FILE = "quality.json"  # intervals and diary comparisons: internal, not covered by the epsilon
+QUALITY_KEYS = ("ci_low", "ci_high", "minutes_diary_sample")
 
 
 class PoolingStrategy(FedAvg):
@@ -89,11 +91,11 @@ def quantization_bound(layout: Layout, n_nsos: int, sa: SecureAggregationConfig)
 
 def run_time_use(grid, context: Context, rc: dict, weights: list[np.ndarray], data_dir: str, nsos: list[str],
                  icfg: InferenceConfig, sa: SecureAggregationConfig, fed: FederationConfig, out_dir: str | None) -> dict:
-    """Both exchanges; writes RELEASE_FILE (every NSO's published table, the pooled rows, epsilons)."""
+    """Both exchanges; writes RELEASE_FILE (every NSO's published table, the pooled rows, epsilons)
+    and QUALITY_FILE (what no epsilon covers)."""
     subdir = str(rc.get("inference-subdir") or "")
     inf_index = read_inference_index(Path(data_dir) / subdir)
-    delta = icfg.delta or 0.1 / max(max(c["sensor_only_persons"], c["diary_persons"]) for c in inf_index["counts"].values())
-    st = setting_for(icfg, inf_index, subdir, delta)
+    st = setting_for(icfg, inf_index, subdir, inference_delta(icfg, inf_index), int(rc.get("release-number") or 1))
     common = {"task": "estimate", "inference_setting": setting_to_json(st)}
     pooled_confusion = None
     if icfg.confusion == "pooled":
@@ -114,12 +116,29 @@ def _write_release(st: Setting, total: dict, metrics: list[dict], pooled_confusi
     rows, wellbeing = pooled_rows(total, st)
     eps = [v for r in national.values() for v in (r["epsilon_sensor"], r["epsilon_labelled"]) if v is not None]
     release = {
-        "setting": json.loads(setting_to_json(st)), "national": national, "pooled": rows,
+        "setting": json.loads(setting_to_json(st)), "release_number": st.release, "national": national, "pooled": rows,
         "pooled_wellbeing": wellbeing, "pooled_via": "secagg+" if sa.enabled else "plain sums (SecAgg+ off)",
         "pooled_confusion": pooled_confusion.tolist() if pooled_confusion is not None else None,
         "release_epsilon": max(eps) if eps else None, "delta": st.delta,
         "quantization_error_bound": quantization_bound(st.estimates_layout(), n_nsos, sa) if sa.enabled else None,
     }
     if out_dir:
-        write_json(Path(out_dir) / RELEASE_FILE, release)
+        published, quality = split_release(release)
+        write_json(Path(out_dir) / RELEASE_FILE, published)
+        write_json(Path(out_dir) / QUALITY_FILE, quality)
     return release
+
+
+def split_release(release: dict) -> tuple[dict, dict]:
+    """(what the release's epsilon covers, the internal quality figures beside it): the intervals are
+    bootstrapped from the microdata and the diary columns are the labelled persons' own minutes."""
+    def rows(rs: list[dict], keep: bool) -> list[dict]:
+        return [{k: v for k, v in r.items() if (k in QUALITY_KEYS) == keep or k in ("nso", "group", "activity")}
+                for r in rs]
+
+    published = {**release, "pooled": rows(release["pooled"], False),
+                 "national": {n: {**r, "rows": rows(r["rows"], False)} for n, r in release["national"].items()}}
+    quality = {"note": "internal quality figures: NOT covered by the release epsilon, not for publication",
+               "pooled": rows(release["pooled"], True),
+               "national": {n: rows(r["rows"], True) for n, r in release["national"].items()}}
+    return published, quality

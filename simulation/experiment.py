@@ -27,6 +27,7 @@ from .engines.base import Engine, EngineRun, get_engine
 from .audit.canaries import Canaries, make_canaries
 from .audit.run_audit import audit_unit, per_nso_direction_canaries, run_audit
 from .inference.evaluate import evaluate_release
+from .inference.ledger import plan_release, record_release
 from .inference.prepare import prepare_sensor_only
 from .results.manifest import manifest
 from .results.local_logs import with_local_logs
@@ -36,10 +37,10 @@ from .results.summary import RunFailed, privacy_summary, secure_aggregation_summ
 
 
 def app_run_config(cfg: ExperimentConfig, data_dir: str, output_dir: str, quiet: bool, inference_subdir: str = "",
-                   estimate_only: str = "", direction_canaries: int = 0) -> dict[str, Any]:
+                   estimate_only: str = "", direction_canaries: int = 0, release_number: int = 1) -> dict[str, Any]:
     """The flat scalar run config the Flower apps read (the same keys `flwr run .` uses)."""
     return {"seed": cfg.seed, "randomness": cfg.randomness_mode, "data-dir": data_dir, "output-dir": output_dir, "quiet": quiet,
-            "inference-subdir": inference_subdir, "estimate-only": estimate_only,
+            "inference-subdir": inference_subdir, "estimate-only": estimate_only, "release-number": release_number,
             "audit-direction-canaries": direction_canaries, "audit-seed": cfg.audit.seed,
             **to_run_config({"model": cfg.model, "training": cfg.training, "federation": cfg.federation,
                              "privacy": cfg.privacy, "secure_aggregation": cfg.secure_aggregation,
@@ -137,13 +138,15 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
                                                     nsos=index["nsos"], windows=index["windows"],
                                                     schema=index["schema"], labels=index["labels"]))
     subdir = prepare_sensor_only(cfg, dataset, data_dir) if cfg.inference.enabled else ""
+    release = plan_release(cfg, Path(data_dir) / subdir, run_dir) if cfg.inference.enabled else 1
     rc = app_run_config(cfg, data_dir, str(run_dir), quiet, subdir, direction_canaries=per_nso_direction_canaries(
-        cfg, len(index["nsos"])))
+        cfg, len(index["nsos"])), release_number=release)
     _run_engine(engine, EngineRun(cfg, rc, data_dir, run_dir, index["nsos"], quiet))
     _check_finished(cfg, run_dir)
     summary = _summary(cfg, run_dir, index, fp, start)
     if cfg.inference.enabled:
         summary["time_use"] = evaluate_release(run_dir, Path(data_dir) / subdir)
+        summary["time_use"]["ledger"] = record_release(cfg, run_dir, run_dir, summary["time_use"])
     if canaries is not None:
         summary["audit"] = run_audit(cfg, run_dir, data_dir, index, canaries, dataset.schema,
                                      summary["privacy"].get("epsilon") if cfg.privacy.enabled else None)

@@ -87,7 +87,9 @@ def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path):
     from clients.estimation.national import setting_from_json
     from datasets.inference_data import load_sample
 
-    release = json.loads((run / "time_use_release.json").read_text())
+    from simulation.inference.evaluate import read_release
+
+    release = read_release(run)
     st = setting_from_json(json.dumps(release["setting"]))
     weighted, total = 0, 0
     for nso in ("FI", "NL", "PL"):
@@ -115,27 +117,67 @@ def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path):
     assert [r["minutes"] for r in nat.rows] == pytest.approx(list(table[table.nso == "FI"].minutes))
 
 
-def test_release_noise_changes_with_its_seed_and_its_epsilon_is_recomputed_by_dp_accounting(tmp_path):
+def _estimate(run, out, *sets) -> int:
+    argv = ["estimate", str(run), "--set", "inference.bootstrap=20", "--out", str(out), "--quiet"]
+    return main(argv + [a for s in sets for a in ("--set", s)])
+
+
+def test_releases_compose_on_the_models_ledger_never_share_noise_and_a_budget_caps_them(tmp_path, capsys):
     import dp_accounting as dpa
 
     run = _run(tmp_path, "base", inference={"enabled": False})
-    outs = []
-    for seed in (0, 1):
-        assert main(["estimate", str(run), "--set", "inference.epsilon=1.0", "--set", f"inference.noise_seed={seed}",
-                     "--set", "inference.bootstrap=20", "--out", str(tmp_path / f"e{seed}"), "--quiet"]) == 0
-        outs.append(pd.read_csv(tmp_path / f"e{seed}" / "time_use.csv"))
-    assert not np.allclose(outs[0].minutes_classify_count, outs[1].minutes_classify_count)
-    tu = json.loads((tmp_path / "e0" / "summary.json").read_text())["time_use"]
-    assert tu["release_epsilon"] <= 1.0 and tu["epsilon_sensor_only"] == tu["epsilon_labelled"]
-    z = noise_multiplier(1.0, tu["delta"])
-    acc = dpa.pld.PLDAccountant()  # the analytic Gaussian's tight epsilon, as dp-accounting's PLD computes it
-    acc.compose(dpa.GaussianDpEvent(z))
-    assert acc.get_epsilon(tu["delta"]) == pytest.approx(tu["release_epsilon"], rel=1e-4)
+    rep = "randomness='reproducible'"
+    assert _estimate(run, tmp_path / "e2", "inference.epsilon=2.0", rep) == 0
+    assert _estimate(run, tmp_path / "e1", "inference.epsilon=1.0", rep) == 0
+    tu = json.loads((tmp_path / "e1" / "summary.json").read_text())["time_use"]
     assert tu["release_epsilon"] == pytest.approx(1.0, rel=1e-6)  # calibrated to the target, not below it
-    # the same seed gives the same numbers
-    assert main(["estimate", str(run), "--set", "inference.epsilon=1.0", "--set", "inference.bootstrap=20",
-                 "--out", str(tmp_path / "again"), "--quiet"]) == 0
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again" / "time_use.csv"), outs[0])
+    assert tu["epsilon_sensor_only"] == tu["epsilon_labelled"] and tu["release_number"] == 2
+    # the second release reports the total of both, as dp-accounting's PLD composes them
+    z1, z2 = noise_multiplier(1.0, tu["delta"]), noise_multiplier(2.0, tu["delta"])
+    acc = dpa.pld.PLDAccountant()
+    acc.compose(dpa.GaussianDpEvent(z1)).compose(dpa.GaussianDpEvent(z2))
+    assert tu["ledger"]["releases"] == 2
+    assert tu["ledger"]["epsilon"] == pytest.approx(acc.get_epsilon(tu["delta"]), rel=1e-3)
+    assert 2.0 < tu["ledger"]["epsilon"] < 3.0
+    ledger = json.loads((run / "release_ledger.json").read_text())
+    assert [r["number"] for r in ledger["releases"]] == [1, 2]
+
+    # each release draws its own noise: the same epsilon again, on a copy of the model with a fresh
+    # ledger, repeats release 1 exactly (reproducible mode); on the same model it is release 3
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in ("config.toml", "model.npz"):
+        shutil.copy(run / f, copy / f)
+    assert _estimate(copy, tmp_path / "again", "inference.epsilon=2.0", rep) == 0
+    assert _estimate(run, tmp_path / "third", "inference.epsilon=2.0", rep) == 0
+    first, again, third = (pd.read_csv(tmp_path / d / "time_use.csv") for d in ("e2", "again", "third"))
+    pd.testing.assert_frame_equal(first, again)
+    assert not np.allclose(first.minutes_classify_count, third.minutes_classify_count)
+
+    # a budget refuses, before any work, a release that would overspend it
+    capsys.readouterr()
+    assert _estimate(run, tmp_path / "over", "inference.epsilon=1.0", "inference.budget=3.5", rep) == 2
+    err = capsys.readouterr().err
+    assert "inference.budget = 3.5" in err and "would bring the total to" in err and "Traceback" not in err
+    assert not (tmp_path / "over" / "release.json").exists()
+    assert len(json.loads((run / "release_ledger.json").read_text())["releases"]) == 3
+
+    # `ppml estimate` releases with secure noise unless told otherwise; release.json holds only
+    # what the epsilon covers, quality.json the rest
+    assert _estimate(copy, tmp_path / "s1", "inference.epsilon=2.0") == 0
+    assert "randomness = \"secure\"" in (tmp_path / "s1" / "config.toml").read_text()
+    published = json.loads((tmp_path / "s1" / "release.json").read_text())
+    quality = json.loads((tmp_path / "s1" / "quality.json").read_text())
+    assert not {"ci_low", "ci_high", "minutes_diary_sample"} & set(published["pooled"][0])
+    assert {"ci_low", "ci_high", "minutes_diary_sample"} <= set(quality["pooled"][0])
+    assert "NOT covered" in quality["note"]
+
+
+def test_an_inference_delta_not_below_one_over_n_is_refused(tmp_path, capsys):
+    run = _run(tmp_path, "base", inference={"enabled": False})
+    assert _estimate(run, tmp_path / "d", "inference.epsilon=1.0", "inference.delta=0.5") == 2
+    err = capsys.readouterr().err
+    assert "inference.delta = 0.5 is not below 1/n" in err and "Traceback" not in err
 
 
 def test_a_mechanism_refuses_a_block_it_has_not_accounted():

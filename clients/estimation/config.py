@@ -26,7 +26,8 @@ class InferenceConfig(BaseModel):
     delta: float | None = Field(None, gt=0, lt=1, description="default: 0.1 / the largest NSO's persons")
     max_days: int = Field(2, ge=1, le=366, description="days per person that count (bounds each person's "
                                                        "contribution to days x 1,440 minutes)")
-    noise_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the release noise, apart from the run seed")
+    budget: float | None = Field(None, gt=0, le=1000, description="cap on the total epsilon of every release from "
+                                 "one model (its release ledger); none = no cap")
 
     @model_validator(mode="after")
     def _unique_groups(self) -> "InferenceConfig":

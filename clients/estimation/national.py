@@ -4,8 +4,9 @@ Phase "confusion": the noisy confusion counts of its labelled persons (for a poo
 Phase "estimates": the national table - corrected minutes per day per label and cell, intervals,
 classify-and-count and diary-sample figures - and the pooling vector. The noise of each release comes
 from the NSO's Randomness (clients/privacy/randomness.py): OS entropy in secure mode, its node secret
-and `noise_seed` in reproducible mode. The ClientApp keeps the confusion counts of the first phase
-in its node state, so both phases use the same noisy counts.
+and the release's number in the model's ledger in reproducible mode (release_ledger.py), so no two
+releases share a stream. The ClientApp keeps the confusion counts of the first phase in its node
+state, so both phases use the same noisy counts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from datasets.errors import UserError
 from datasets.inference_data import Sample, load_sample
 
 from ..privacy.randomness import Randomness
@@ -45,6 +47,7 @@ class Setting:
     max_labelled_windows: int
     max_person_days: int
     max_diary_days: int
+    release: int = 1  # this release's number in the model's ledger: it names the noise stream
 
     @property
     def cells(self) -> list[Cell]:
@@ -83,7 +86,18 @@ def setting_from_json(text: str) -> Setting:
                       "available": tuple(raw["available"]), "wellbeing_range": tuple(wb) if wb else None})
 
 
-def setting_for(cfg: InferenceConfig, inf_index: dict, subdir: str, delta: float) -> Setting:
+def inference_delta(cfg: InferenceConfig, inf_index: dict) -> float:
+    """The release's delta: `inference.delta`, or 0.1 / the largest group of persons; a delta not
+    below 1/n would allow publishing one person's data outright, and is refused."""
+    n = max(max(c["sensor_only_persons"], c["diary_persons"]) for c in inf_index["counts"].values())
+    delta = cfg.delta or 0.1 / max(n, 1)
+    if delta >= 1.0 / max(n, 1):
+        raise UserError(f"inference.delta = {delta:g} is not below 1/n = {1 / n:g} (the largest NSO's {n} sensor-only "
+                        "or diary persons); allowed: a smaller delta, or leave it unset for 0.1 / n")
+    return delta
+
+
+def setting_for(cfg: InferenceConfig, inf_index: dict, subdir: str, delta: float, release: int = 1) -> Setting:
     """The coordinator's one setting for every NSO, from the sensor-only sample's index."""
     counts = inf_index["counts"].values()
     wb = inf_index.get("wellbeing_range")
@@ -92,7 +106,7 @@ def setting_for(cfg: InferenceConfig, inf_index: dict, subdir: str, delta: float
                    available=tuple(inf_index["available_groups"]), delta=delta,
                    max_labelled_windows=max(c["labelled_windows"] for c in counts),
                    max_person_days=cfg.max_days * max(c["sensor_only_persons"] for c in counts),
-                   max_diary_days=cfg.max_days * max(c["diary_persons"] for c in counts))
+                   max_diary_days=cfg.max_days * max(c["diary_persons"] for c in counts), release=release)
 
 
 def _rng(seed: int, nso: str, what: str) -> np.random.Generator:
@@ -106,7 +120,7 @@ def noisy_confusion(model: torch.nn.Module, data_dir: str, nso: str, st: Setting
     p = predict(model, sample.x, st.wellbeing_range)
     lab = labelled_persons(sample, p, st.cfg.estimator, len(st.labels), st.cfg.max_days, st.cells)
     _, mech = st.mechanisms()
-    counts = mech.apply({"confusion": lab.confusion.sum(axis=0)}, noise.generator("time-use-confusion", st.cfg.noise_seed))
+    counts = mech.apply({"confusion": lab.confusion.sum(axis=0)}, noise.generator("time-use-confusion", st.release))
     return counts["confusion"], lab
 
 
@@ -139,7 +153,7 @@ def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setti
     p = predict(model, sensor.x, st.wellbeing_range)
     exact, days, member = sensor_release(sensor, p, st.cells, st.cfg, st.window_minutes)
     sensor_mech, labelled_mech = st.mechanisms()
-    noisy = sensor_mech.apply(exact, noise.generator("time-use-sensor", st.cfg.noise_seed))
+    noisy = sensor_mech.apply(exact, noise.generator("time-use-sensor", st.release))
     released = Released(noisy["minutes"], noisy["person_days"], own_counts, noisy.get("wellbeing"))
     est, cc = corrected(released.minutes, released.person_days, m, st.day_minutes)
     persons = np.array([len(np.unique(days.person[member[:, c] > 0])) for c in range(len(st.cells))])

@@ -18,7 +18,7 @@ from clients.estimation.national import Setting, setting_from_json
 from datasets.atomic import atomic_write
 from datasets.errors import UserError
 from datasets.inference_data import TRUTH_DIR, load_sample
-from server.time_use import RELEASE_FILE
+from server.time_use import QUALITY_FILE, RELEASE_FILE
 
 from .figure import time_use_figure
 
@@ -70,13 +70,25 @@ def _wellbeing_error(release: dict, truth: dict, st: Setting) -> float | None:
     return float(np.mean(errors)) if errors else None
 
 
+def read_release(run_dir: Path) -> dict:
+    """release.json with quality.json's internal columns joined back into its rows (for evaluation)."""
+    paths = [run_dir / RELEASE_FILE, run_dir / QUALITY_FILE]
+    for path in paths:
+        if not path.exists():
+            raise UserError(f"{run_dir}: no {path.name}; the ServerApp did not finish the time-use estimation")
+    release, quality = (json.loads(p.read_text()) for p in paths)
+
+    def join(rows: list[dict], extra: list[dict]) -> list[dict]:
+        return [{**r, **e} for r, e in zip(rows, extra, strict=True)]
+
+    return {**release, "pooled": join(release["pooled"], quality["pooled"]),
+            "national": {n: {**r, "rows": join(r["rows"], quality["national"][n])} for n, r in release["national"].items()}}
+
+
 def evaluate_release(run_dir: Path, inf_dir: Path) -> dict:
     """time_use.csv and the summary block: errors of the corrected, classify-and-count and
     diary-sample figures against the truth, interval coverage, and the release's privacy."""
-    path = run_dir / RELEASE_FILE
-    if not path.exists():
-        raise UserError(f"{run_dir}: no {RELEASE_FILE}; the ServerApp did not finish the time-use estimation")
-    release = json.loads(path.read_text())
+    release = read_release(run_dir)
     st = setting_from_json(json.dumps(release["setting"]))
     table, truth = _with_truth(release, inf_dir, st)
     atomic_write(run_dir / TIME_USE_CSV, lambda tmp: table.to_csv(tmp, index=False))
@@ -98,5 +110,5 @@ def evaluate_release(run_dir: Path, inf_dir: Path) -> dict:
         "epsilon_sensor_only": max(eps["epsilon_sensor"]) if eps["epsilon_sensor"] else None,
         "epsilon_labelled": max(eps["epsilon_labelled"]) if eps["epsilon_labelled"] else None,
         "estimator": st.cfg.estimator, "confusion": st.cfg.confusion, "pooled_via": release["pooled_via"],
-        "noise_seed": st.cfg.noise_seed, "groups": [g for g in st.cfg.groups if g in st.available],
+        "release_number": st.release, "groups": [g for g in st.cfg.groups if g in st.available],
     }
