@@ -26,11 +26,13 @@ from .privacy.accounting import DELTA_KEY, PrivacyLedger, calibrate
 from .privacy.audit_canaries import add_canaries
 from .privacy.config import PrivacyConfig
 from .privacy.dp_sgd import dp_train
+from .privacy.federation_plan import FIT_KEYS, instruction_problems
 from .privacy.noise_share import noisy_share
 from .privacy.person_updates import clipped_update_sum
 from .privacy.randomness import KEY as RANDOMNESS_KEY, node_randomness
 from .privacy.sampling import sample_rate, steps_per_round, units
 from .run_config import section
+from .secure_aggregation.config import SecureAggregationConfig
 from .secure_aggregation.mod import clipped_count
 from .training import TrainingConfig, evaluate, train
 
@@ -75,6 +77,7 @@ class NSOClient(NumPyClient):
                                           self.seed, self.nso)
         self.model = build_model(self.model_cfg, self.seed, self.data.n_features, len(self.data.labels))
         self.context = context
+        self.rc = rc
         # A DP run sends only public numbers; what depends on the data stays with the NSO.
         self.local_log = LocalLog(context, rc, self.nso) if self.privacy.enabled else None
 
@@ -141,11 +144,11 @@ class NSOClient(NumPyClient):
         """DP-FedAvg with distributed noise (server/dp_fedavg.py): Poisson-sample persons at the
         server's rate, sum their clipped updates, add this NSO's noise share on the SecAgg+ grid.
         The reply's weight is 1 whatever the data, and its metrics say nothing about the persons."""
-        missing = [k for k in ("fdp_sample_rate", "fdp_clip", "fdp_noise_std", "fdp_grid_step", "fdp_clipping_range")
-                   if k not in config]
+        missing = [f"fdp_{k}" for k in FIT_KEYS if f"fdp_{k}" not in config]
         if missing:
             raise UserError(f"the server sent no {missing} with the training instructions; privacy.scope = "
                             "'federation' needs the ServerApp of the same nso-ppml version")
+        self._check_plan(server_round, config)
         rng = self.randomness.generator("federation", server_round)  # sample, rounding offsets, noise share
         data = self.data.train
         sampled = np.nonzero(rng.random(units(data, "person")) < float(config["fdp_sample_rate"]))[0]
@@ -158,6 +161,26 @@ class NSOClient(NumPyClient):
         share = noisy_share(sums, float(config["fdp_noise_std"]), float(config["fdp_grid_step"]),
                             float(config["fdp_clipping_range"]), rng)
         return share, 1, {"nso": self.nso, "noise_std": float(config["fdp_noise_std"])}
+
+    def _check_plan(self, server_round: int, config) -> None:
+        """Recompute the noise plan from public information (the config, the data index) and refuse an
+        instruction with less noise, a higher sampling rate, a larger clip or another grid. Checked
+        once per node and run (the node state keeps the verdict for the instruction it saw)."""
+        from flwr.app import ConfigRecord
+
+        sent = {k: float(config[f"fdp_{k}"]) for k in FIT_KEYS}
+        tag = json.dumps(sent)
+        rec = self.context.state.config_records.get("federation-plan-checked")
+        if rec is not None and str(rec["instruction"]) == tag:
+            return
+        sa = section(self.rc, "secure_aggregation", SecureAggregationConfig)
+        bad = instruction_problems(sent, self.privacy, sa, read_index(self.data_dir),
+                                   sum(p.numel() for p in self.model.parameters()), self.rounds)
+        if bad:
+            raise UserError(f"NSO {self.nso} refuses round {server_round}: the server's instruction differs from the noise "
+                            f"plan the NSO recomputed from the config and the data index ({'; '.join(bad)}); it would "
+                            "carry less noise than accounted")
+        self.context.state.config_records["federation-plan-checked"] = ConfigRecord({"instruction": tag})
 
     def _estimate(self, config):
         """Time-use estimation with the model just received (clients/estimation/national.py): the

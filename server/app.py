@@ -19,6 +19,7 @@ from flwr.serverapp import Grid
 
 from clients.estimation.config import InferenceConfig
 from clients.model import ModelConfig, get_weights, model_for_index, set_weights
+from clients.privacy.federation_plan import FederationDP, plan as plan_federation_dp
 from clients.privacy.accounting import DELTA_KEY, resolve_delta, units_per_nso
 from clients.privacy.config import PrivacyConfig, check_federation_scope
 from clients.run_config import section
@@ -54,7 +55,7 @@ def make_server_app(run_config: dict | None = None) -> ServerApp:
     return server_app
 
 
-def fit_config(rc: dict, index: dict, secagg: SecAggPlan | None, fdp: dp_fedavg.FederationDP | None) -> dict:
+def fit_config(rc: dict, index: dict, secagg: SecAggPlan | None, fdp: FederationDP | None) -> dict:
     """What every NSO receives with its training instructions, besides the round number."""
     out = dict(secagg.fit_config) if secagg else {}
     privacy = section(rc, "privacy", PrivacyConfig)
@@ -66,13 +67,13 @@ def fit_config(rc: dict, index: dict, secagg: SecAggPlan | None, fdp: dp_fedavg.
 
 
 def federation_plan(privacy: PrivacyConfig, sa: SecureAggregationConfig, fed: FederationConfig, index: dict,
-                    model: torch.nn.Module) -> dp_fedavg.FederationDP | None:
+                    model: torch.nn.Module) -> FederationDP | None:
     """The federation scope's noise and grid (None in the nso scope); refused without SecAgg+."""
     if not privacy.federation:
         return None
     try:
         check_federation_scope(privacy, sa.enabled, fed.strategy, fed.fraction_fit)
-        return dp_fedavg.plan(privacy, sa, index, sum(p.numel() for p in model.parameters()), fed.rounds)
+        return plan_federation_dp(privacy, sa, index, sum(p.numel() for p in model.parameters()), fed.rounds)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

@@ -12,106 +12,23 @@ relative to the sensitivity C_eff, composed over rounds by the server's ledger.
 Less noise than accounted is never released silently: SecAgg+ cannot unmask unless at least its
 reconstruction threshold of NSOs sent vectors, and k_min (privacy.min_nsos) may not exceed it; the
 strategy counts the contributions again before stepping; an NSO whose noisy value would be clipped
-by SecAgg+ refuses to send; without SecAgg+ the scope is refused.
+by SecAgg+ refuses to send; without SecAgg+ the scope is refused. The plan itself (rate, noise,
+grid) is clients/privacy/federation_plan.py: every NSO recomputes it and refuses less noise.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 from flwr.app import RecordDict
 from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server.strategy import FedAvg
 
-from clients.privacy.accounting import PrivacyLedger, calibrate, resolve_delta
-from clients.privacy.config import PrivacyConfig
-from clients.privacy.noise_share import effective_clip, grid_step
-from clients.secure_aggregation.config import SecureAggregationConfig
+from clients.privacy.accounting import PrivacyLedger
+from clients.privacy.federation_plan import FederationDP
 
 from .strategy import BudgetSpent, RoundFailed, _Strict
-
-DEFAULT_RATE = 0.5
-FIT_KEYS = ("sample_rate", "clip", "noise_std", "grid_step", "clipping_range")
-
-
-def secagg_threshold(sa: SecureAggregationConfig, n: int) -> int:
-    """The reconstruction threshold Flower's SecAgg+ workflow derives for n sampled NSOs."""
-    shares = sa.num_shares
-    if isinstance(shares, float):
-        shares = round(shares * n)
-        if shares < n and shares % 2 == 0:
-            shares += 1
-        if shares <= 2:
-            shares = n
-    t = sa.reconstruction_threshold
-    return max(round(t * shares), 2) if isinstance(t, float) else int(t)
-
-
-@dataclass(frozen=True)
-class FederationDP:
-    """Everything the server accounts and every NSO must apply, fixed before round 1."""
-
-    sample_rate: float
-    noise_multiplier: float  # sigma, relative to effective_clip
-    clip: float
-    effective_clip: float
-    noise_std: float  # each NSO's share: sigma * effective_clip / sqrt(min_nsos)
-    min_nsos: int
-    nsos: int
-    persons: int
-    expected_persons: float
-    delta: float
-    accountant: str
-    grid_step: float
-    clipping_range: float
-    server_optimizer: str
-    server_lr: float
-    server_momentum: float
-
-    def noise_variance(self, contributions: int) -> float:
-        """Per-coordinate variance of the DP noise in the averaged update (grid rounding included)."""
-        share = self.noise_std ** 2 + self.grid_step ** 2 / 4
-        return contributions * share / self.expected_persons ** 2
-
-    def fit_config(self) -> dict[str, float]:
-        return {f"fdp_{k}": float(getattr(self, k)) for k in FIT_KEYS}
-
-    @property
-    def share_noise_multiplier(self) -> float:
-        """One NSO's own noise relative to the sensitivity: what it protects if SecAgg+ were broken."""
-        return self.noise_multiplier / math.sqrt(self.min_nsos)
-
-
-def plan(privacy: PrivacyConfig, sa: SecureAggregationConfig, index: dict, dims: int, rounds: int) -> FederationDP:
-    """Rate, noise and grid from the config and the data index; ValueError naming the key if impossible."""
-    nsos = index["nsos"]
-    persons = {n: int(c["train_persons"]) for n, c in index["windows"].items()}
-    threshold = secagg_threshold(sa, len(nsos))
-    k_min = privacy.min_nsos or threshold
-    if k_min > threshold:
-        raise ValueError(f"privacy.min_nsos = {k_min} exceeds the SecAgg+ reconstruction threshold ({threshold} of "
-                         f"{len(nsos)} NSOs): a round could complete with fewer NSOs' noise than accounted. Allowed: "
-                         f"<= {threshold}, or raise secure_aggregation.reconstruction_threshold")
-    if k_min > len(nsos):
-        raise ValueError(f"privacy.min_nsos = {k_min} exceeds the {len(nsos)} NSOs")
-    q = privacy.person_sample_rate or DEFAULT_RATE
-    n_total = sum(persons.values())
-    delta = resolve_delta(privacy.delta, {"federation": n_total}, "person")
-    sigma = privacy.noise_multiplier or calibrate(privacy.target_epsilon, delta, q, rounds, privacy.accountant)
-    largest = q * max(persons.values())
-    c = privacy.max_grad_norm
-    clipping_range = sa.clipping_range
-    if clipping_range == "auto":  # the sum of every sampled person's update, aligned, plus 10 noise SDs
-        bound = c * (largest + 4 * math.sqrt(largest) + 1) + 10 * sigma * c * 1.1 / math.sqrt(k_min)
-        clipping_range = 2.0 ** math.ceil(math.log2(bound))
-    step = grid_step(clipping_range, sa.quantization_range)
-    c_eff = effective_clip(c, step, dims)
-    return FederationDP(q, sigma, c, c_eff, sigma * c_eff / math.sqrt(k_min), k_min, len(nsos), n_total, q * n_total,
-                        delta, privacy.accountant, step, float(clipping_range), privacy.server_optimizer,
-                        privacy.server_lr, privacy.server_momentum)
-
 
 class DPFedAvg(_Strict, FedAvg):
     """Sum of the NSOs' noisy sums / expected persons, then server SGD with momentum; accounted."""

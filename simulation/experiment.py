@@ -20,7 +20,7 @@ from datasets.dataset import Dataset
 from datasets.io import fingerprint, load_dataset
 from datasets.prepared import FORMAT_VERSION, prepare, read_index
 from datasets.synthetic.generator import generate
-from server import dp_fedavg
+from clients.privacy.federation_plan import plan as federation_plan
 
 from .config import ExperimentConfig
 from .engines.base import Engine, EngineRun, get_engine
@@ -61,7 +61,7 @@ def with_delta(cfg: ExperimentConfig, index: dict) -> ExperimentConfig:
     if cfg.privacy.federation:
         dims = sum(p.numel() for p in model_for_index(cfg.model, cfg.seed, index).parameters())
         try:
-            dp_fedavg.plan(cfg.privacy.model_copy(update={"delta": delta}), cfg.secure_aggregation, index, dims,
+            federation_plan(cfg.privacy.model_copy(update={"delta": delta}), cfg.secure_aggregation, index, dims,
                            cfg.federation.rounds)
         except ValueError as exc:
             raise UserError(str(exc)) from None

@@ -123,3 +123,20 @@ def test_a_diverging_person_counts_as_zero_and_a_non_finite_share_is_never_sent(
     assert stats["diverged"] == 4 and all(np.isfinite(s).all() for s in sums)
     with pytest.raises(GridOverflow, match="non-finite"):
         noisy_share([np.array([np.nan, 0.0])], 0.1, grid_step(8.0, 2**22), 8.0, rng)
+
+
+@pytest.mark.parametrize("key, factor, expected", [("fdp_noise_std", 0.5, "noise_std"),
+                                                   ("fdp_sample_rate", 1.5, "sample_rate"),
+                                                   ("fdp_clip", 2.0, "clip")])
+def test_an_nso_refuses_a_server_instruction_with_less_noise_than_its_own_plan(tmp_path, capsys, monkeypatch,
+                                                                               key, factor, expected):
+    """Every NSO recomputes the noise plan from the config and the data index; a server that sends
+    less noise (or samples more, or clips less) than that plan gets a refusal, not a noisy share."""
+    import server.app
+
+    honest = server.app.fit_config
+    monkeypatch.setattr(server.app, "fit_config", lambda *a: {**(c := honest(*a)), key: c[key] * factor})
+    code, _, out = _run(tmp_path, key, "--set", "privacy.target_epsilon=4", "--set", "federation.rounds=1")
+    err = capsys.readouterr().err
+    assert code == 2 and "refuses round 1" in err and expected in err and "less noise than accounted" in err
+    assert "Traceback" not in err
