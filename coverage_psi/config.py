@@ -45,14 +45,23 @@ class CoverageConfig(BaseModel):
     data: RegisterSettings = Field(default_factory=RegisterSettings)
     design: DesignSettings = Field(default_factory=DesignSettings)
     protocol: ProtocolSettings = Field(default_factory=ProtocolSettings)
-    epsilon: float | None = Field(None, gt=0, le=100, description="DP on the released matched count (pure epsilon, "
-                                  "sensitivity 1 after de-duplication); none = no noise")
+    epsilon: float | Literal["none"] = Field(1.0, description="DP on the released matched count (pure epsilon, "
+                                             "replacing one register person); 'none' = the exact count, for studies")
+    randomness: Literal["reproducible", "secure"] = Field(
+        "reproducible", description="the release noise: from the seed (a simulated run) or OS entropy in the NSO")
+    min_nso_keys: int = Field(100, ge=1, description="the third party refuses NSO key sets smaller than this")
     tls: bool = True
     timeout_s: float = Field(600.0, gt=0, le=86_400, description="how long a party waits for the other")
     output_dir: str = "runs"
 
+    @property
+    def release_epsilon(self) -> float | None:
+        return None if self.epsilon == "none" else float(self.epsilon)
+
     @model_validator(mode="after")
     def _sizes(self) -> "CoverageConfig":
+        if self.epsilon != "none" and not 0 < self.epsilon <= 100:
+            raise ValueError(f"epsilon = {self.epsilon}: allowed 0 < epsilon <= 100, or 'none' for the exact count")
         if self.design.kind == "survey" and self.design.sample_size > self.data.register_size:
             raise ValueError(f"design.sample_size = {self.design.sample_size} exceeds data.register_size = "
                              f"{self.data.register_size}")

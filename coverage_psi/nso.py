@@ -34,11 +34,12 @@ class MeasureArgs:
     protocol: ProtocolSettings
     design: DesignSettings
     clerical: Path | None = None
-    epsilon: float | None = None
+    epsilon: float | None = 1.0
     seed: int = 0
     ca: Path | None = None
     timeout_s: float = 600.0
     transcript: Path | None = None
+    randomness: str = "secure"  # the release noise: OS entropy here, or from the seed (simulation studies)
 
 
 def clerical_rate(path: Path | None) -> tuple[float | None, float | None, int]:
@@ -88,6 +89,12 @@ def _connect(address: str, timeout: float, ca: Path | None) -> socket.socket:
         raise PeerError(f"the TLS handshake with the third party failed ({exc})") from None
 
 
+def _noise(randomness: str, seed: int) -> np.random.Generator:
+    """The release noise's stream: OS entropy held only by the NSO (secure), or the seed's (reproducible,
+    no guarantee against whoever knows the seed)."""
+    return np.random.default_rng(np.random.SeedSequence() if randomness == "secure" else [seed, 0xD9])
+
+
 def measure(a: MeasureArgs) -> dict:
     persons = _persons(read_list(a.register), a.design, a.seed)
     keys = register_keys(persons, str(a.register))
@@ -103,12 +110,12 @@ def measure(a: MeasureArgs) -> dict:
         ch.send("REQUEST", side.request(keys))
         matched = side.intersection_size(setup, ch.receive("RESPONSE"))
         est = estimate(matched, len(keys), a.design.kind, a.design.design_effect, lam, lam_se, a.epsilon,
-                       np.random.default_rng([a.seed, 0xD9]))
+                       _noise(a.randomness, a.seed))
         ch.send("RESULT", est.as_dict())
         ch.receive("ACK")
     finally:
         ch.close()
-    out = {"estimate": est.as_dict(), "matched": matched, "persons": len(keys), "clerical_in_source": clerical_in,
+    out = {"estimate": est.as_dict(), "randomness": a.randomness, "matched": matched, "persons": len(keys), "clerical_in_source": clerical_in,
            "bytes_sent": ch.sent, "bytes_received": ch.received, "seconds": time.perf_counter() - start}
     write_json(a.out, out)
     return out

@@ -66,11 +66,11 @@ def _commands(cfg: CoverageConfig, run_dir: Path, tls: dict | None) -> tuple[lis
     measure = [*ppml, "measure", "--register", str(run_dir / "nso" / "register.csv"), "--out",
                str(run_dir / "nso" / "result.json"), "--transcript", str(run_dir / "nso" / "transcript.bin"),
                "--design", cfg.design.kind, "--sample-size", str(cfg.design.sample_size), "--deff",
-               repr(cfg.design.design_effect), "--seed", str(cfg.seed), *common]
+               repr(cfg.design.design_effect), "--seed", str(cfg.seed), "--randomness", cfg.randomness,
+               "--epsilon", "none" if cfg.release_epsilon is None else repr(cfg.release_epsilon), *common]
+    serve += ["--min-nso-keys", str(cfg.min_nso_keys)]
     if (run_dir / "nso" / "clerical.csv").exists():
         measure += ["--clerical", str(run_dir / "nso" / "clerical.csv")]
-    if cfg.epsilon is not None:
-        measure += ["--epsilon", repr(cfg.epsilon)]
     if tls:
         serve += ["--cert", str(tls["cert"]), "--key", str(tls["key"])]
         measure += ["--ca", str(tls["ca"])]
@@ -130,6 +130,7 @@ def _summarise(cfg: CoverageConfig, run_dir: Path, truth: dict, wall_s: float) -
         "register_size": truth["register_size"], "source_records": truth["source_records"],
         "bytes_nso_sent": nso["bytes_sent"], "bytes_third_party_sent": third["bytes_sent"],
         "protocol_seconds": nso["seconds"], "wall_s": round(wall_s, 3), "psi_version": version(),
+        "randomness": nso["randomness"], "min_nso_keys": cfg.min_nso_keys,
         "third_party_learned": {k: third[k] for k in ("nso_keys", "released")}}}
     write_json(run_dir / "summary.json", summary)
     write_json(run_dir / "manifest.json", manifest(seed=cfg.seed, engine="coverage-psi", psi=version()))

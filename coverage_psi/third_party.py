@@ -3,7 +3,7 @@
 It reads and normalises its list before it listens, pads its distinct keys with random dummies to
 the agreed size (so that its list's size stays hidden from the NSO), accepts one connection on
 127.0.0.1, checks that the NSO speaks the same protocol with the same settings (refusing with the
-reason otherwise), runs its side of the PSI and receives the released estimate - which, with the
+reason otherwise, and refusing key sets below its minimum), runs its side of the PSI and receives the released estimate - which, with the
 NSO's number of keys, is all it learns.
 """
 
@@ -35,6 +35,7 @@ class ServeArgs:
     key: Path | None = None
     timeout_s: float = 600.0
     transcript: Path | None = None
+    min_nso_keys: int = 100  # a smaller set would let the NSO learn single customers' membership
 
 
 def _padded(keys: list[str], pad_to: int | None) -> list[str]:
@@ -46,7 +47,7 @@ def _padded(keys: list[str], pad_to: int | None) -> list[str]:
     return keys + [f"DUMMY|{secrets.token_hex(16)}" for _ in range(pad_to - len(keys))]
 
 
-def _check_hello(hello: dict, settings: ProtocolSettings) -> str | None:
+def _check_hello(hello: dict, settings: ProtocolSettings, min_keys: int = 1) -> str | None:
     """Why the NSO's settings cannot be served, or None."""
     mine = {"protocol": PROTOCOL, "normalisation": NORMALISATION, **settings.model_dump()}
     diff = [f"{k} = {hello.get(k)!r} (this side: {v!r})" for k, v in mine.items() if hello.get(k) != v]
@@ -54,6 +55,9 @@ def _check_hello(hello: dict, settings: ProtocolSettings) -> str | None:
         return "mismatched protocol settings: " + "; ".join(diff)
     if not isinstance(hello.get("client_size"), int) or hello["client_size"] < 1:
         return f"client_size = {hello.get('client_size')!r}: the NSO must send at least one key"
+    if hello["client_size"] < min_keys:
+        return (f"the NSO sends {hello['client_size']:,} keys, fewer than this third party's minimum of {min_keys:,} "
+                "(--min-nso-keys): the exact intersection of so few keys would reveal single customers")
     return None
 
 
@@ -79,7 +83,7 @@ def serve(a: ServeArgs) -> dict:
     start = time.perf_counter()
     try:
         hello = ch.receive("HELLO")
-        problem = _check_hello(hello, a.protocol)
+        problem = _check_hello(hello, a.protocol, a.min_nso_keys)
         if problem:
             ch.send("ERROR", {"reason": problem})
             raise PeerError(f"refused the NSO: {problem}")

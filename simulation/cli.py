@@ -120,6 +120,7 @@ def _add_coverage(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--out", required=True, help="JSON file: what the third party learned")
     serve.add_argument("--cert", help="TLS certificate (PEM)")
     serve.add_argument("--key", help="TLS private key (PEM)")
+    serve.add_argument("--min-nso-keys", type=int, default=100, help="refuse NSO key sets smaller than this")
     _protocol_options(serve)
     m = csub.add_parser("measure", help="the NSO: measure the coverage of its register (or a sample)")
     m.add_argument("--register", required=True, help="the NSO's register or survey frame (CSV)")
@@ -129,7 +130,9 @@ def _add_coverage(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--design", choices=("register", "survey"), default="register")
     m.add_argument("--sample-size", type=int, default=10_000, help="survey: persons sampled from the register")
     m.add_argument("--deff", type=float, default=1.0, help="survey: design effect")
-    m.add_argument("--epsilon", type=float, help="DP on the released count (none: no noise)")
+    m.add_argument("--epsilon", default="1.0", help="DP on the released count (default 1; 'none': the exact count)")
+    m.add_argument("--randomness", choices=("secure", "reproducible"), default="secure",
+                   help="release noise from OS entropy (default) or from --seed (studies; no guarantee)")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--ca", help="CA certificate to verify the third party's TLS certificate")
     _protocol_options(m)

@@ -171,3 +171,26 @@ def test_a_coverage_sweep_reports_intervals_against_the_truth(tmp_path):
     assert len(table) == 4 and table["coverage.true_coverage"].nunique() == 2  # each seed its own population
     report = (tmp_path / "sw" / "report" / "report.md").read_text()
     assert "private set intersection" in report and (tmp_path / "sw" / "report" / "coverage_intervals.png").exists()
+
+
+def test_the_count_is_released_with_dp_by_default_and_the_third_party_refuses_small_key_sets(finished, tmp_path):
+    c = json.loads((finished / "summary.json").read_text())["coverage"]
+    assert c["epsilon"] == 1.0 and c["noise_variance"] > 0 and c["randomness"] == "reproducible"
+    reg, src = finished / "nso" / "register.csv", finished / "third_party" / "source.csv"
+    serve = _ppml("coverage", "serve", "--source", str(src), "--port", "0", "--ready-file", str(tmp_path / "port"),
+                  "--out", str(tmp_path / "learned.json"), "--timeout", "30", "--min-nso-keys", "100")
+    measure = _ppml("coverage", "measure", "--register", str(reg), "--out", str(tmp_path / "r.json"),
+                    "--design", "survey", "--sample-size", "50", "--timeout", "30", "--connect")
+    script = textwrap.dedent(f"""
+        {serve} > {tmp_path}/serve.log 2>&1 & SERVE=$!
+        while [ ! -s {tmp_path}/port ]; do sleep 0.1; done
+        {measure} 127.0.0.1:$(cat {tmp_path}/port) > {tmp_path}/measure.log 2>&1; echo MEASURE $?
+        wait $SERVE; echo SERVE $?
+    """)
+    proc = _isolated(script, timeout=120)
+    assert "MEASURE 2" in proc.stdout and "SERVE 2" in proc.stdout, proc.stdout
+    said = (tmp_path / "measure.log").read_text()
+    assert "50 keys, fewer than this third party's minimum of 100" in said and "Traceback" not in said
+    bad = _isolated(_ppml("coverage", "measure", "--register", str(reg), "--out", str(tmp_path / "b.json"),
+                          "--epsilon", "0", "--connect", "127.0.0.1:1"))
+    assert bad.returncode == 2 and "--epsilon 0: allowed 0 < epsilon <= 100, or 'none'" in bad.stderr

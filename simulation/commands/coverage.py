@@ -29,9 +29,11 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
 
     if (args.cert is None) != (args.key is None):
         raise UserError("--cert and --key go together (TLS), or neither")
+    if args.min_nso_keys < 1:
+        raise UserError(f"--min-nso-keys {args.min_nso_keys}: must be at least 1")
     learned = serve(ServeArgs(Path(args.source), Path(args.out), _protocol(args), args.port,
                               Path(args.ready_file) if args.ready_file else None, _path(args.cert), _path(args.key),
-                              args.timeout, _path(args.transcript)))
+                              args.timeout, _path(args.transcript), args.min_nso_keys))
     console.print(f"third party: served an NSO with {learned['nso_keys']:,} keys; released coverage "
                   f"{learned['released']['coverage']:.4f}")
     return 0
@@ -45,11 +47,10 @@ def _measure(args: argparse.Namespace, console: Console) -> int:
         design = DesignSettings(kind=args.design, sample_size=args.sample_size, design_effect=args.deff)
     except ValidationError as exc:
         raise UserError("\n".join(["invalid design:", *validation_lines(exc, "", "docs/coverage.md")])) from None
-    if args.epsilon is not None and not args.epsilon > 0:
-        raise UserError(f"--epsilon {args.epsilon:g}: must be above 0")
+    epsilon = _epsilon(args.epsilon)
     out = measure(MeasureArgs(Path(args.register), args.connect, Path(args.out), _protocol(args), design,
-                              _path(args.clerical), args.epsilon, args.seed, _path(args.ca), args.timeout,
-                              _path(args.transcript)))
+                              _path(args.clerical), epsilon, args.seed, _path(args.ca), args.timeout,
+                              _path(args.transcript), args.randomness))
     e = out["estimate"]
     console.print(f"NSO: coverage {e['coverage']:.4f} (95 % interval {e['ci_low']:.4f}-{e['ci_high']:.4f}) of "
                   f"{out['persons']:,} persons")
@@ -75,6 +76,18 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                   f"{(c['bytes_nso_sent'] + c['bytes_third_party_sent']) / 1e6:.1f} MB exchanged in "
                   f"{c['protocol_seconds']:.1f} s; run directory {run_dir}")
     return 0
+
+
+def _epsilon(text: str) -> float | None:
+    if text == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 100:
+        raise UserError(f"--epsilon {text}: allowed 0 < epsilon <= 100, or 'none' for the exact count")
+    return value
 
 
 def _path(value: str | None) -> Path | None:
