@@ -49,8 +49,12 @@ def test_reported_epsilon_is_recomputed_by_dp_accounting_from_summary_history(tm
     for nso, eps in p["per_nso_epsilon"].items():
         hist = p["history"][nso]
         assert [h["round"] for h in hist] == [1, 2, 3]  # every round accounted, none reset
-        assert _google(hist, p["delta"], google) == pytest.approx(eps, rel=0.01)
-        assert eps <= 4.0 * 1.0001  # calibrated to the target, never above it
+        accounted = p["per_nso_epsilon_accounted"][nso]
+        assert _google(hist, p["delta"], google) == pytest.approx(accounted, rel=0.01)
+        assert accounted <= 4.0 * 1.0001  # calibrated to the target, never above it
+        # reported: the tighter of the run's accountant and dp-accounting's PLD on the same history
+        assert eps == pytest.approx(min(accounted, _google(hist, p["delta"], "pld")), rel=1e-3)
+        assert p["per_nso_epsilon_by"][nso] == ("pld" if eps < accounted else "accountant")
     assert p["epsilon"] == max(p["per_nso_epsilon"].values())
     # per-round epsilon grows and equals the composition of the rounds so far
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -108,7 +112,8 @@ def test_person_level_run_accounts_with_the_person_sampling_rate(tmp_path):
         persons = manifest["windows"][nso]["train_persons"]
         assert hist[0]["sample_rate"] == pytest.approx(8 / persons)
         assert p["delta"] < 1 / persons
-        assert _google(hist, p["delta"], "rdp") == pytest.approx(p["per_nso_epsilon"][nso], rel=0.01)
+        assert _google(hist, p["delta"], "rdp") == pytest.approx(p["per_nso_epsilon_accounted"][nso], rel=0.01)
+        assert _google(hist, p["delta"], "pld") == pytest.approx(p["per_nso_epsilon"][nso], rel=1e-3)
 
 
 @pytest.mark.parametrize("override, expected", [

@@ -139,7 +139,7 @@ def test_a_round_whose_reply_was_lost_stays_in_the_privacy_history():
     hist = p["history"]["A"]
     assert [h["round"] for h in hist] == [None, 2] and hist[0]["reply_lost"]
     assert epsilon_of([(h["noise_multiplier"], h["sample_rate"], h["steps"]) for h in hist], 1e-5, "rdp") == \
-        pytest.approx(p["per_nso_epsilon"]["A"], rel=1e-12)
+        pytest.approx(p["per_nso_epsilon_accounted"]["A"], rel=1e-12)
 
 
 class _SlowGrid:

@@ -32,6 +32,7 @@ RDP_ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [80, 
 
 History = list[tuple[float, float, int]]
 
+PLD_DISCRETISATION = 1e-3  # dp-accounting's value_discretization_interval for pld_epsilon
 DELTA_KEY = "privacy_delta"  # fit-config key: the run's one delta, chosen by the server, used by every NSO
 
 
@@ -151,3 +152,20 @@ def resolve_delta(delta: float | None, units: Mapping[str, int], unit: str) -> f
                         f"n = {k} training {unit}s (1/n = {1 / k:g}). Allowed: delta < "
                         f"{1 / largest:g}, or leave it unset for 0.1/n = {0.1 / largest:g}")
     return delta
+
+
+def pld_epsilon(history: History, delta: float) -> float:
+    """Epsilon of a history of (noise multiplier, sample rate, steps) by Google's dp-accounting PLD
+    accountant (Poisson-subsampled Gaussians, pessimistic discretisation: an upper bound). Tighter
+    than RDP's conversion by about 10 % at these settings; the summary reports the tighter of the
+    two (simulation/results/summary.py), both being valid bounds. The loss grid of 1e-3 (dp-accounting's
+    default 1e-4) is 10x faster and agrees to 4 digits; pessimistic, so never below the truth."""
+    if not history:
+        return 0.0
+    import dp_accounting as dpa
+
+    acc = dpa.pld.PLDAccountant(value_discretization_interval=PLD_DISCRETISATION)
+    for s, q, n in merged(history):
+        event = dpa.GaussianDpEvent(s) if q >= 1 else dpa.PoissonSampledDpEvent(q, dpa.GaussianDpEvent(s))
+        acc.compose(event, int(n))
+    return float(acc.get_epsilon(delta))

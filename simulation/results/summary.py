@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from clients.privacy.accounting import pld_epsilon
 from datasets.errors import UserError
 
 from ..config import ExperimentConfig
@@ -52,15 +53,28 @@ def federation_privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]]
     k_min = plan.get("min_nsos", 1)
     share = [{**h, "noise_multiplier": h["noise_multiplier"] / k_min ** 0.5} for h in history]
     last = accounted[-1] if accounted else {}
+    delta = plan.get("delta", cfg.privacy.delta)
+    eps, share_eps = (_tightest(last.get(k, 0.0), h, delta)
+                      for k, h in (("dp.epsilon", history), ("dp.nso_share_epsilon", share)))
     return {
-        "enabled": True, "scope": "federation", "unit": "person", "epsilon": last.get("dp.epsilon", 0.0),
-        "nso_share_epsilon": last.get("dp.nso_share_epsilon", 0.0), "delta": cfg.privacy.delta,
+        "enabled": True, "scope": "federation", "unit": "person", "epsilon": eps[0], "epsilon_by": eps[1],
+        "epsilon_accounted": last.get("dp.epsilon", 0.0), "nso_share_epsilon": share_eps[0],
+        "nso_share_epsilon_accounted": last.get("dp.nso_share_epsilon", 0.0), "delta": cfg.privacy.delta,
         "accountant": cfg.privacy.accountant, "max_grad_norm": cfg.privacy.max_grad_norm,
         "effective_clip": plan.get("effective_clip"), "min_nsos": k_min, "nsos": plan.get("nsos"),
         "persons": plan.get("persons"), "noise_std_per_nso": plan.get("noise_std"),
         "grid_step": plan.get("grid_step"), "target_epsilon": cfg.privacy.target_epsilon,
         "budget": cfg.privacy.budget, "history": {"federation": history}, "nso_share_history": share,
     }
+
+
+def _tightest(accounted: float, history: list[dict[str, Any]], delta: float | None) -> tuple[float, str]:
+    """(epsilon, which accountant gave it): the in-run accountant's, or dp-accounting's PLD on the
+    same history where that is tighter - both are upper bounds, so the smaller one holds."""
+    if not history or not delta:
+        return accounted, "accountant"
+    pld = pld_epsilon([(h["noise_multiplier"], h["sample_rate"], h["steps"]) for h in history], delta)
+    return (pld, "pld") if pld < accounted else (accounted, "accountant")
 
 
 def _lost_replies(history: list[dict[str, Any]], entry: dict[str, Any], accounted: int | None) -> None:
@@ -97,9 +111,11 @@ def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: lis
                          "noise_multiplier": row[f"fit.{n}.noise_multiplier"], "steps": int(steps)}
                 _lost_replies(history[n], entry, row.get(f"fit.{n}.rounds_accounted"))
                 history[n].append(entry)
+    tight = {n: _tightest(e, history[n], cfg.privacy.delta) for n, e in epsilon.items()}
     return {
-        "enabled": True, "scope": "nso", "epsilon": max(epsilon.values()) if epsilon else 0.0,
-        "per_nso_epsilon": epsilon,
+        "enabled": True, "scope": "nso", "epsilon": max(e for e, _ in tight.values()) if tight else 0.0,
+        "per_nso_epsilon": {n: e for n, (e, _) in tight.items()},
+        "per_nso_epsilon_by": {n: by for n, (_, by) in tight.items()}, "per_nso_epsilon_accounted": epsilon,
         "delta": cfg.privacy.delta, "unit": cfg.privacy.unit, "accountant": cfg.privacy.accountant,
         "max_grad_norm": cfg.privacy.max_grad_norm, "target_epsilon": cfg.privacy.target_epsilon,
         "budget": cfg.privacy.budget, "budget_exhausted_round": exhausted, "history": history,
