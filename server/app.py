@@ -8,6 +8,7 @@ one privacy delta from the data index and sends it to every NSO with the trainin
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from datasets.synthetic.default_data import default_data_dir
 
 from . import dp_fedavg
 from .config import FederationConfig
+from .message_log import LoggingGrid
 from .records import RoundRecorder
 from .secure_aggregation import SecAggPlan, plan_secure_aggregation
 from .strategy import BudgetSpent, make_strategy
@@ -45,6 +47,8 @@ def make_server_app(run_config: dict | None = None) -> ServerApp:
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
         rc = {**context.run_config, **(run_config or {})}
+        if rc.get("message-log"):  # every reply, from the server's seat (server/message_log.py)
+            grid = LoggingGrid(grid, Path(str(rc["message-log"])))
         try:
             main(grid, context, rc)
         except Exception as exc:

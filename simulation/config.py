@@ -70,6 +70,8 @@ class OutputConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dir: str = Field("runs", description="parent directory of run directories")
+    message_log: bool = Field(False, description="log every reply the server receives (messages.jsonl), to check "
+                              "what travels in the clear")
 
 
 class ExperimentConfig(BaseModel):

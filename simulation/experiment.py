@@ -41,6 +41,7 @@ def app_run_config(cfg: ExperimentConfig, data_dir: str, output_dir: str, quiet:
     """The flat scalar run config the Flower apps read (the same keys `flwr run .` uses)."""
     return {"seed": cfg.seed, "randomness": cfg.randomness_mode, "data-dir": data_dir, "output-dir": output_dir, "quiet": quiet,
             "inference-subdir": inference_subdir, "estimate-only": estimate_only, "release-number": release_number,
+            "message-log": str(Path(output_dir) / "messages.jsonl") if cfg.output.message_log else "",
             "audit-direction-canaries": direction_canaries, "audit-seed": cfg.audit.seed,
             **to_run_config({"model": cfg.model, "training": cfg.training, "federation": cfg.federation,
                              "privacy": cfg.privacy, "secure_aggregation": cfg.secure_aggregation,

@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from simulation.cli import main
@@ -57,7 +58,7 @@ DRIVER = textwrap.dedent(r"""
 
 def _deploy(tmp_path, name, cfg, mode="plain"):
     assert shutil.which("unshare") and shutil.which("ip"), "unshare and ip (util-linux, iproute2) are needed"
-    cfg = {**cfg, "output": {"dir": str(tmp_path / "runs")}, "engine": {"name": "deployment"}}
+    cfg = {**cfg, "output": {"dir": str(tmp_path / "runs"), "message_log": True}, "engine": {"name": "deployment"}}
     cmd = [sys.executable, "-c", DRIVER, json.dumps(cfg), str(tmp_path / name), mode]
     proc = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c",
                            "ip link set lo up && cd " + shlex.quote(str(ROOT)) + " && exec " + shlex.join(cmd)],
@@ -92,7 +93,16 @@ def test_deployment_refuses_unregistered_supernodes_survives_a_killed_one_and_ma
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     round2 = next(r for r in rows if r.get("round") == 2)
     assert round2["secagg.active"] == 2 and round2["secagg.sampled"] == 3
-    assert "nso.PL.accuracy" not in round2  # PL could not evaluate either
+    # PL could not evaluate either; the others' evaluation stayed in their local logs (a DP run)
+    merged = pd.read_csv(out / "metrics.csv").set_index("round")
+    assert merged["nso.PL.accuracy"].isna()[2] and merged["nso.FI.accuracy"].notna()[2]
+    assert not any(k.startswith("nso.") for k in round2)
+    # from the server's seat, under the deployment engine: nothing data-dependent in the clear
+    from tests.test_nothing_in_clear import leaks, logged
+
+    index = {"windows": json.loads((out / "manifest.json").read_text())["windows"]}
+    replies = logged(out / "messages.jsonl")
+    assert len(replies) > 10 and leaks(replies, index, federation=False) == []
 
     # same numbers as the local engine with PL dropping out at the same point: DP accounting
     # identical (each node's ledger lives in its SuperNode), metrics within SecAgg+ rounding noise

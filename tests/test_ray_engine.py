@@ -45,7 +45,7 @@ def test_ray_engine_runs_secure_aggregation_with_dp_on_a_declared_schema(tmp_pat
              "--set", "privacy.noise_multiplier=1.0", "--set", f"data.path='{declared_dir}'"]
     assert main(["run", *ARGS, *extra, "--set", f"output.dir={runs}", "--out", str(tmp_path / "local")]) == 0
     cmd = [sys.executable, "-m", "simulation.cli", "run", *ARGS, *extra, "--set", f"output.dir={runs}",
-           "--set", "engine.name=ray", "--out", str(tmp_path / "ray")]
+           "--set", "engine.name=ray", "--set", "output.message_log=true", "--out", str(tmp_path / "ray")]
     proc = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c",
                            "ip link set lo up && exec " + shlex.join(cmd)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -57,5 +57,11 @@ def test_ray_engine_runs_secure_aggregation_with_dp_on_a_declared_schema(tmp_pat
     assert ray["data"]["schema"] == "smartwatch-study" and list(ray["final"]["per_class_f1"]) == \
         ["asleep", "sedentary", "active", "moving"]
     assert ray["privacy"]["per_nso_epsilon"] == pytest.approx(local["privacy"]["per_nso_epsilon"], rel=1e-9)
+    # from the server's seat, under Ray: nothing data-dependent in the clear (tests/test_nothing_in_clear.py)
+    from tests.test_nothing_in_clear import leaks, logged
+
+    index = {"windows": json.loads((tmp_path / "ray" / "manifest.json").read_text())["windows"]}
+    replies = logged(tmp_path / "ray" / "messages.jsonl")
+    assert len(replies) > 10 and leaks(replies, index, federation=False) == []
     # SecAgg+'s stochastic rounding draws from each process's own generator: not bit-identical
     assert abs(ray["final"]["accuracy"] - local["final"]["accuracy"]) < 0.02
