@@ -137,7 +137,9 @@ class NSOClient(NumPyClient):
         stats = dp_train(self.model, data, self.train_cfg, self.model_cfg, p.unit, sigma, p.max_grad_norm, q,
                          steps, (self.randomness.seed("sample", server_round), self.randomness.seed("noise", server_round)))
         ledger.add(sigma, q, steps)
-        return self._reply(parameters, len(data), {**report, **stats, "epsilon": after, "budget_exhausted": 0,
+        # "steps" is what the ledger accounted (the history recomputes the epsilon from it)
+        return self._reply(parameters, len(data), {**report, **stats, "steps": steps, "epsilon": after,
+                                                   "budget_exhausted": 0,
                                                    "rounds_accounted": len(ledger.history)}, config)
 
     def _federation_fit(self, server_round: int, config):
