@@ -77,7 +77,7 @@ def prepare_inference(diary: Dataset, sensor_only: Dataset, out_dir: Path | str,
                       holdout_fraction: float) -> dict:
     """Write into `out_dir`, per NSO: sensor-<NSO>.npz (no labels), labelled-<NSO>.npz (its test persons, the same
     persons and windows as its prepared partition's test set), diary-<NSO>.npz (its train and test
-    persons' labels, for comparison), and truth/truth-<NSO>.npz (the sensor-only persons' diaries)."""
+    persons' labels, for comparison), trained-<NSO>.npz (the train persons' labels alone), and truth/truth-<NSO>.npz (the sensor-only persons' diaries)."""
     out = Path(out_dir)
     schema = diary.schema
     labels = window_split(diary.windows, split_persons(diary.windows, seed, test_fraction, holdout_fraction))
@@ -96,6 +96,8 @@ def prepare_inference(diary: Dataset, sensor_only: Dataset, out_dir: Path | str,
                                                           schema, with_x=True))
         _save(out / f"diary-{nso}.npz", _sample_arrays(diary.windows[in_nso & (labels != "holdout")], diary.persons,
                                                        schema, with_x=False))
+        _save(out / f"trained-{nso}.npz", _sample_arrays(diary.windows[in_nso & (labels == "train")], diary.persons,
+                                                         schema, with_x=False))
         counts[nso] = {"sensor_only_persons": int(sw["person_id"].nunique()), "sensor_only_windows": len(sw),
                        "labelled_windows": int((in_nso & (labels == "test")).sum()),
                        "diary_persons": int(diary.windows["person_id"][in_nso & (labels != "holdout")].nunique())}
@@ -124,8 +126,9 @@ def read_inference_index(inf_dir: Path | str) -> dict:
 
 
 def load_sample(inf_dir: Path | str, kind: str, nso: str) -> Sample:
-    """kind 'sensor' (no labels), 'labelled' or 'diary' of one NSO; never the truth."""
-    if kind not in ("sensor", "labelled", "diary"):
+    """kind 'sensor' (no labels), 'labelled' (held out from training), 'trained' (the diary persons
+    the model was trained on) or 'diary' (both) of one NSO; never the truth."""
+    if kind not in ("sensor", "labelled", "diary", "trained"):
         raise ValueError(f"unknown sample kind {kind!r}")
     p = Path(inf_dir) / f"{kind}-{nso}.npz"
     if not p.exists():

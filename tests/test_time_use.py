@@ -193,6 +193,7 @@ def test_a_mechanism_refuses_a_block_it_has_not_accounted():
     (["inference.groups=['sex','sex']"], "lists a group twice"),
     (["inference.groups=['region']"], "inference.groups"),
     (["inference.epsilon=-1"], "inference.epsilon"),
+    (["inference.estimator='ppi'", "inference.epsilon=1"], "has no DP release yet"),
     (["inference.enabled=true", "engine.name='centralized'"], "runs in the NSOs of a federation"),
     (["inference.enabled=true", "data.path='x'"], "importing a real one is not supported yet"),
 ])
@@ -210,7 +211,8 @@ def test_estimate_needs_a_finished_run(tmp_path, capsys):
 
 def test_inference_defaults_are_what_docs_say():
     cfg = InferenceConfig()
-    assert (cfg.estimator, cfg.confusion, cfg.max_days, cfg.epsilon) == ("acc", "pooled", 2, None)
+    assert (cfg.estimator, cfg.confusion, cfg.max_days, cfg.epsilon) == ("auto", "pooled", 2, None)
+    assert cfg.resolved_estimator == "ppi" and InferenceConfig(epsilon=1.0).resolved_estimator == "acc"
 
 
 def test_a_sweep_over_release_epsilons_reports_time_use(tmp_path):

@@ -78,3 +78,15 @@ def per_person_day(values: np.ndarray, days: PersonDays) -> np.ndarray:
 def cell_sums(per_day: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(S [cells, K] summed minutes, N [cells] person-days)."""
     return member.T @ per_day, member.sum(axis=0)
+
+
+def cell_persons(sample: Sample, days: PersonDays, member: np.ndarray, per_day: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per person and cell: (person-days [persons, cells], summed per-day values [persons, cells, K]);
+    persons are the sampling units of the prediction-powered estimate (ppi.py)."""
+    n = sample.persons
+    d = np.zeros((n, member.shape[1]))
+    v = np.zeros((n, member.shape[1], per_day.shape[1]))
+    np.add.at(d, days.person, member)
+    np.add.at(v, days.person, member[:, :, None] * per_day[:, None, :])
+    return d, v

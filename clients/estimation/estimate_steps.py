@@ -46,7 +46,7 @@ def predict(model: torch.nn.Module, x: np.ndarray, wellbeing_range, batch: int =
 
 def _weights(p: Predictions, estimator: str) -> np.ndarray:
     """Per window and label: 1 for the predicted label (ACC), or the predicted probabilities (PACC)."""
-    return p.proba if estimator == "pacc" else np.eye(p.proba.shape[1])[p.label]
+    return p.proba if estimator in ("pacc", "ppi") else np.eye(p.proba.shape[1])[p.label]
 
 
 @dataclass
@@ -90,7 +90,7 @@ def sensor_release(sample: Sample, p: Predictions, cells: list[Cell], cfg: Infer
     """Exact blocks of the sensor-only release, the person-days and their cell membership."""
     days = person_days(sample, cfg.max_days)
     member = membership(sample, days, cells)
-    w = _weights(p, cfg.estimator)
+    w = _weights(p, cfg.resolved_estimator)
     s, n = cell_sums(per_person_day(w * window_minutes, days), member)
     blocks = {"minutes": s, "person_days": n}
     if not np.isnan(p.wellbeing).all():

@@ -23,9 +23,9 @@ from datasets.errors import UserError
 from datasets.inference_data import Sample, load_sample
 
 from ..privacy.randomness import Randomness
-from . import quantify
+from . import ppi, quantify
 from .bootstrap import bootstrap
-from .cells import Cell, cell_sums, layout, membership, partitions, per_person_day, person_days
+from .cells import Cell, cell_persons, cell_sums, layout, membership, partitions, per_person_day, person_days
 from .config import InferenceConfig
 from .estimate_steps import Released, corrected, labelled_persons, predict, sensor_release
 from .pooling import confusion_layout, estimates_layout
@@ -118,10 +118,51 @@ def noisy_confusion(model: torch.nn.Module, data_dir: str, nso: str, st: Setting
     """(noisy confusion counts, the labelled persons): this NSO's labelled release."""
     sample = load_sample(Path(data_dir) / st.subdir, "labelled", nso)
     p = predict(model, sample.x, st.wellbeing_range)
-    lab = labelled_persons(sample, p, st.cfg.estimator, len(st.labels), st.cfg.max_days, st.cells)
+    lab = labelled_persons(sample, p, st.cfg.resolved_estimator, len(st.labels), st.cfg.max_days, st.cells)
     _, mech = st.mechanisms()
     counts = mech.apply({"confusion": lab.confusion.sum(axis=0)}, noise.generator("time-use-confusion", st.release))
     return counts["confusion"], lab
+
+
+@dataclass(frozen=True)
+class PPIInterval:
+    estimate: np.ndarray  # [cells, K]
+    low: np.ndarray
+    high: np.ndarray
+    variance: np.ndarray
+
+
+def _persons(sample: Sample, st: Setting, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    days = person_days(sample, st.cfg.max_days)
+    return cell_persons(sample, days, membership(sample, days, st.cells), per_person_day(values, days))
+
+
+def _ppi(data_dir: str, nso: str, st: Setting, model, sensor: Sample, p_sensor, days, member) -> PPIInterval:
+    """The prediction-powered estimate per cell (ppi.py): the trained diary persons' diaries, and
+    PPI++ on the held-out labelled persons and the sensor-only persons; cells with fewer than 2
+    diary persons are left empty (nan), not guessed."""
+    wm, k = st.window_minutes, len(st.labels)
+    inf = Path(data_dir) / st.subdir
+    trained = load_sample(inf, "trained", nso)
+    labelled = load_sample(inf, "labelled", nso)
+    p_lab = predict(model, labelled.x, st.wellbeing_range)
+    t_d, t_y = _persons(trained, st, np.eye(k)[trained.y] * wm)
+    l_d, l_y = _persons(labelled, st, np.eye(k)[labelled.y] * wm)
+    _, l_f = _persons(labelled, st, p_lab.proba * wm)
+    u_d, u_f = cell_persons(sensor, days, member, per_person_day(p_sensor.proba * wm, days))
+    shape = (len(st.cells), k)
+    est, var = np.full(shape, np.nan), np.full(shape, np.nan)
+    for c in range(len(st.cells)):
+        t, lab, unl = (g[:, c] > 0 for g in (t_d, l_d, u_d))
+        try:
+            e = ppi.combined(ppi.Persons(t_d[t, c], t_y[t, c]), ppi.Persons(l_d[lab, c], l_y[lab, c], l_f[lab, c]),
+                             ppi.Persons(u_d[unl, c], f=u_f[unl, c]))
+        except ValueError:
+            continue
+        est[c], var[c] = np.clip(e.minutes, 0.0, st.day_minutes), e.variance
+    sd = np.sqrt(var)
+    return PPIInterval(est, np.clip(est - ppi.Z95 * sd, 0.0, st.day_minutes), np.clip(est + ppi.Z95 * sd, 0.0,
+                                                                                       st.day_minutes), var)
 
 
 def _diary(sample: Sample, st: Setting) -> tuple[np.ndarray, np.ndarray]:
@@ -157,9 +198,13 @@ def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setti
     released = Released(noisy["minutes"], noisy["person_days"], own_counts, noisy.get("wellbeing"))
     est, cc = corrected(released.minutes, released.person_days, m, st.day_minutes)
     persons = np.array([len(np.unique(days.person[member[:, c] > 0])) for c in range(len(st.cells))])
-    base = None if pooled_counts is None else pooled_counts - own_counts
-    ci = bootstrap(released, lab, st.cells, persons, sensor_mech, labelled_mech, st.cfg.bootstrap, st.day_minutes,
-                   _rng(seed, nso, "bootstrap"), base)
+    if st.cfg.resolved_estimator == "ppi":  # no DP release (the config refuses one): exact sums
+        ci = _ppi(data_dir, nso, st, model, sensor, p, days, member)
+        est = ci.estimate
+    else:
+        base = None if pooled_counts is None else pooled_counts - own_counts
+        ci = bootstrap(released, lab, st.cells, persons, sensor_mech, labelled_mech, st.cfg.bootstrap, st.day_minutes,
+                       _rng(seed, nso, "bootstrap"), base)
     diary_sums, diary_n = _diary(load_sample(Path(data_dir) / st.subdir, "diary", nso), st)
     diary = diary_sums / np.maximum(diary_n, 1)[:, None]
     rows = [{"nso": nso, "group": "all" if g == "all" else f"{g}:{c}", "activity": a, "minutes": est[i, j],
@@ -169,7 +214,12 @@ def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setti
     n = np.maximum(released.person_days, 1.0)
     counts_all = released.minutes[0] / st.window_minutes
     wb = released.wellbeing
-    pooling = {"n_est": n[:, None] * est, "n_cc": n[:, None] * cc, "n": n, "n2var": n[:, None] ** 2 * ci.variance,
+    # a cell this NSO cannot estimate (nan) enters the pooled sums with its classify-and-count
+    # figure and the widest variance a share of the day can have, so the pooled row stays defined
+    missing = ~np.isfinite(est)
+    est_pool = np.where(missing, cc, est)
+    var_pool = np.where(missing, st.day_minutes ** 2 / 4, ci.variance)
+    pooling = {"n_est": n[:, None] * est_pool, "n_cc": n[:, None] * cc, "n": n, "n2var": n[:, None] ** 2 * var_pool,
                "diary": diary_sums, "diary_n": diary_n,
                "wb": wb if wb is not None else np.zeros(len(st.labels)), "wb_n": counts_all}
     wellbeing = {a: (float(wb[j] / counts_all[j]) if wb is not None and counts_all[j] > 0 else None)

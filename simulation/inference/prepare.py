@@ -15,7 +15,9 @@ def prepare_sensor_only(cfg: ExperimentConfig, diary: Dataset, data_dir: str) ->
     """Generate and prepare the sensor-only sample once per data, split and size; return its
     folder's name inside `data_dir`."""
     subdir = inference_subdir(cfg.inference.sensor_only_scale)
-    if not (Path(data_dir) / subdir / "index.json").exists():
+    out = Path(data_dir) / subdir
+    if not (out / "index.json").exists() or not any(out.glob("trained-*.npz")):  # older caches lack 'trained'
+        (out / "index.json").unlink(missing_ok=True)
         sensor_only = generate_sensor_only(cfg.data.generate, cfg.inference.sensor_only_scale)
         prepare_inference(diary, sensor_only, Path(data_dir) / subdir, cfg.seed, cfg.data.test_fraction,
                           cfg.data.holdout_fraction)
