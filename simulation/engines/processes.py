@@ -56,11 +56,26 @@ def descendants(pid: int) -> set[int]:
 
 
 def _alive(pid: int) -> bool:
+    try:  # an orphan reparented here is our child: reap it once it has exited, or it stays a zombie
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     return True
+
+
+def _become_subreaper() -> None:
+    """prctl(PR_SET_CHILD_SUBREAPER): Linux only; elsewhere orphans go to init as before."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _signal(pids: set[int], sig: int) -> None:
@@ -78,6 +93,10 @@ class Processes:
         self.log_dir, self.env = log_dir, env
         self.procs: dict[str, subprocess.Popen] = {}
         log_dir.mkdir(parents=True, exist_ok=True)
+        # Orphans (a SuperExec whose SuperNode was killed, or which a dying parent left behind)
+        # are reparented to this process instead of init, so stop_all can still find them by PID.
+        _become_subreaper()
+        self.unrelated = descendants(os.getpid())  # children this process had before: not ours to stop
 
     def start(self, name: str, cmd: list[str], cwd: Path | None = None) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "w")
@@ -95,7 +114,7 @@ class Processes:
     def stop_all(self) -> None:
         """SIGTERM every started process and everything it started (Flower starts SuperExec,
         ServerApp and ClientApp processes in sessions of their own), then SIGKILL what is left."""
-        pids = set()
+        pids = descendants(os.getpid()) - self.unrelated  # started ones, theirs, and orphans reparented here
         for proc in self.procs.values():
             pids |= {proc.pid} | descendants(proc.pid)
         _signal(pids, signal.SIGTERM)
