@@ -51,7 +51,8 @@ def bench_time_use(seeds: int = 3, rounds: int = 30, progress: Callable[[str], N
                  "eps1": _cells(estimate_run(run, [*rep, "inference.epsilon=1.0"], Path(tmp) / f"d{seed}", quiet=True))}
             out["runs"].append(r)
             progress(f"  seed {seed}: corrected MAE {r['no_dp']['mae']:.1f} min, classify-and-count "
-                     f"{r['no_dp']['mae_cc']:.1f}; coverage {r['no_dp']['coverage_nso_activity']:.0%} (NSO x activity), "
+                     f"{r['no_dp']['mae_cc']:.1f}, diary sample {r['no_dp']['mae_diary']:.1f}, ACC "
+                     f"{r['acc']['mae']:.1f}; coverage {r['no_dp']['coverage_nso_activity']:.0%} (NSO x activity), "
                      f"{r['no_dp']['coverage_all_cells']:.0%} (every cell); epsilon 1: MAE {r['eps1']['mae']:.1f} "
                      f"(classify-and-count {r['eps1']['mae_cc']:.1f})")
     mean = lambda key, sub="no_dp": float(np.mean([r[sub][key] for r in out["runs"]]))  # noqa: E731
