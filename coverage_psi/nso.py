@@ -115,7 +115,8 @@ def measure(a: MeasureArgs) -> dict:
         ch.receive("ACK")
     finally:
         ch.close()
-    out = {"estimate": est.as_dict(), "randomness": a.randomness, "matched": matched, "persons": len(keys), "clerical_in_source": clerical_in,
+    out = {"estimate": est.as_dict(), "randomness": a.randomness, "matched": matched, "persons": len(keys),
+           "clerical_in_source": clerical_in,
            "bytes_sent": ch.sent, "bytes_received": ch.received, "seconds": time.perf_counter() - start}
     write_json(a.out, out)
     return out

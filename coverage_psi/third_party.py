@@ -3,8 +3,8 @@
 It reads and normalises its list before it listens, pads its distinct keys with random dummies to
 the agreed size (so that its list's size stays hidden from the NSO), accepts one connection on
 127.0.0.1, checks that the NSO speaks the same protocol with the same settings (refusing with the
-reason otherwise, and refusing key sets below its minimum), runs its side of the PSI and receives the released estimate - which, with the
-NSO's number of keys, is all it learns.
+reason otherwise, and refusing key sets below its minimum), runs its side of the PSI and receives
+the released estimate - which, with the NSO's number of keys, is all it learns.
 """
 
 from __future__ import annotations

@@ -77,7 +77,8 @@ def prepare_inference(diary: Dataset, sensor_only: Dataset, out_dir: Path | str,
                       holdout_fraction: float) -> dict:
     """Write into `out_dir`, per NSO: sensor-<NSO>.npz (no labels), labelled-<NSO>.npz (its test persons, the same
     persons and windows as its prepared partition's test set), diary-<NSO>.npz (its train and test
-    persons' labels, for comparison), trained-<NSO>.npz (the train persons' labels alone), and truth/truth-<NSO>.npz (the sensor-only persons' diaries)."""
+    persons' labels, for comparison), trained-<NSO>.npz (the train persons' labels alone), and
+    truth/truth-<NSO>.npz (the sensor-only persons' diaries)."""
     out = Path(out_dir)
     schema = diary.schema
     labels = window_split(diary.windows, split_persons(diary.windows, seed, test_fraction, holdout_fraction))

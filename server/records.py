@@ -11,6 +11,15 @@ from typing import Any
 from datasets.atomic import append_line
 
 
+def federated_means(per_nso: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
+    """Test-window weighted accuracy and macro-F1 over the NSOs' test persons (the validation
+    persons, disjoint from the held-out ones); empty without test windows."""
+    total = sum(n for n, _ in per_nso)
+    if not total:
+        return {}
+    return {f"federated.{k}": sum(n * m[k] for n, m in per_nso) / total for k in ("accuracy", "macro_f1")}
+
+
 def progress_line(row: dict[str, Any], rounds: int, randomness: str | None = None) -> str:
     """The one-line progress report of a finished round (every engine prints this)."""
     acc, f1 = row.get("central.accuracy", float("nan")), row.get("central.macro_f1", float("nan"))
@@ -59,13 +68,10 @@ class RoundRecorder:
     def federated(self, per_nso: list[tuple[int, dict[str, Any]]]) -> None:
         """The NSOs' own evaluation; in a DP run they keep it (clients/local_log.py) and send none."""
         per_nso = [(n, m) for n, m in per_nso if "accuracy" in m]
-        total = sum(n for n, _ in per_nso)
         for n, m in per_nso:
             for k in ("accuracy", "macro_f1", "wellbeing_mae"):
                 self.current[f"nso.{m['nso']}.{k}"] = m[k]
-        if total:  # the NSOs' test persons: validation persons, disjoint from the held-out ones
-            self.current["federated.accuracy"] = sum(n * m["accuracy"] for n, m in per_nso) / total
-            self.current["federated.macro_f1"] = sum(n * m["macro_f1"] for n, m in per_nso) / total
+        self.current.update(federated_means(per_nso))
         self.finish_round()
 
     @staticmethod

@@ -98,7 +98,7 @@ def run_time_use(grid, context: Context, rc: dict, weights: list[np.ndarray], da
     st = setting_for(icfg, inf_index, subdir, inference_delta(icfg, inf_index), int(rc.get("release-number") or 1))
     common = {"task": "estimate", "inference_setting": setting_to_json(st)}
     pooled_confusion = None
-    if icfg.confusion == "pooled":
+    if icfg.confusion == "pooled" and icfg.resolved_estimator != "ppi":  # PPI needs no confusion matrix
         total, _ = _exchange(grid, context, weights, len(nsos), {**common, "inference_phase": "confusion"},
                              st.confusion_layout(), sa, fed)
         pooled_confusion = total["confusion"]

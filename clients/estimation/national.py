@@ -197,12 +197,12 @@ def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setti
     noisy = sensor_mech.apply(exact, noise.generator("time-use-sensor", st.release))
     released = Released(noisy["minutes"], noisy["person_days"], own_counts, noisy.get("wellbeing"))
     est, cc = corrected(released.minutes, released.person_days, m, st.day_minutes)
-    persons = np.array([len(np.unique(days.person[member[:, c] > 0])) for c in range(len(st.cells))])
     if st.cfg.resolved_estimator == "ppi":  # no DP release (the config refuses one): exact sums
         ci = _ppi(data_dir, nso, st, model, sensor, p, days, member)
         est = ci.estimate
     else:
         base = None if pooled_counts is None else pooled_counts - own_counts
+        persons = np.array([len(np.unique(days.person[member[:, c] > 0])) for c in range(len(st.cells))])
         ci = bootstrap(released, lab, st.cells, persons, sensor_mech, labelled_mech, st.cfg.bootstrap, st.day_minutes,
                        _rng(seed, nso, "bootstrap"), base)
     diary_sums, diary_n = _diary(load_sample(Path(data_dir) / st.subdir, "diary", nso), st)

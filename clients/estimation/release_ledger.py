@@ -48,7 +48,7 @@ def total(releases: list[dict], delta: float) -> dict:
         zs = [r[f"z_{g}"] for r in releases]
         per[g] = math.inf if any(z <= 0 for z in zs) else (
             analytic_gaussian.epsilon_of(analytic_gaussian.composed(zs), delta) if zs else 0.0)
-    eps = max(per.values()) if per else 0.0
+    eps = max(per.values())
     return {"releases": len(releases), "delta": delta, "epsilon": None if math.isinf(eps) else eps,
             "epsilon_sensor": None if math.isinf(per["sensor"]) else per["sensor"],
             "epsilon_labelled": None if math.isinf(per["labelled"]) else per["labelled"],
@@ -72,8 +72,8 @@ def check_budget(releases: list[dict], z: float, delta: float, budget: float | N
 
 def record(run_dir: Path, entry: dict, delta: float) -> dict:
     """Append one release (its z per group, epsilons, where it went) and return the new total."""
-    releases = [*read(run_dir), {"number": len(read(run_dir)) + 1, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                 **entry}]
+    earlier = read(run_dir)
+    releases = [*earlier, {"number": len(earlier) + 1, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **entry}]
     out = total(releases, delta)
     write_json(Path(run_dir) / FILE_NAME, {"releases": releases, "total": out})
     return out

@@ -43,7 +43,7 @@ def simulated_node_secret(seed: int, nso: str) -> str:
     return "".join(f"{int(w):08x}" for w in words)
 
 
-def secret_words(secret: str) -> list[int]:
+def _words(secret: str) -> list[int]:
     try:
         value = int(secret, 16)
     except ValueError:
@@ -81,4 +81,4 @@ def node_randomness(mode: str, node_config: dict, seed: int, nso: str) -> Random
     if mode == "secure":
         return Randomness("secure")
     secret = str(node_config.get(NODE_SECRET_KEY) or "") or simulated_node_secret(seed, nso)
-    return Randomness("reproducible", tuple(secret_words(secret)))
+    return Randomness("reproducible", tuple(_words(secret)))

@@ -20,7 +20,7 @@ import numpy as np
 
 from clients.model import get_weights, model_for_index
 from clients.nso_client import round_seed
-from clients.privacy.randomness import Randomness, secret_words, simulated_node_secret
+from clients.privacy.randomness import node_randomness
 
 WIN_Z = 5.0
 Stream = Callable[[str, int], np.random.Generator]  # (NSO, round) -> the stream the attacker replays
@@ -29,7 +29,7 @@ Stream = Callable[[str, int], np.random.Generator]  # (NSO, round) -> the stream
 def candidates(seed: int) -> dict[str, Stream]:
     """Every derivation of an NSO's federation stream that the server's seat can compute."""
     def node_secret(nso: str, r: int) -> np.random.Generator:
-        return Randomness("reproducible", tuple(secret_words(simulated_node_secret(seed, nso)))).generator("federation", r)
+        return node_randomness("reproducible", {}, seed, nso).generator("federation", r)  # as `flwr run .` derives it
 
     def legacy(nso: str, r: int) -> np.random.Generator:  # before issue 19: one public seed per NSO and round
         return np.random.default_rng(round_seed(seed, nso, r))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from clients.local_log import FILE_NAME
+from server.records import federated_means
 
 from .metrics import read_new_lines
 
@@ -38,8 +39,5 @@ def with_local_logs(rows: list[dict[str, Any]], run_dir: Path, nsos: list[str]) 
             else:
                 extra.setdefault(r, {}).update({f"fit.{nso}.{k}": v for k, v in values.items()})
     for r, per_nso in weights.items():
-        total = sum(n for n, _ in per_nso)
-        if total:
-            extra[r]["federated.accuracy"] = sum(n * m["accuracy"] for n, m in per_nso) / total
-            extra[r]["federated.macro_f1"] = sum(n * m["macro_f1"] for n, m in per_nso) / total
+        extra[r].update(federated_means(per_nso))
     return [{**row, **extra.get(int(row["round"]), {})} for row in rows]
