@@ -63,3 +63,11 @@ def set_weights(model: nn.Module, weights: list[np.ndarray]) -> None:
     if len(keys) != len(weights):
         raise ValueError(f"model has {len(keys)} tensors, received {len(weights)}")
     model.load_state_dict({k: torch.from_numpy(np.asarray(w)).clone() for k, w in zip(keys, weights)}, strict=True)
+
+
+def released_model(path, cfg: ModelConfig, seed: int, index: dict) -> ActivityNet:
+    """The model a finished run released (its model.npz), for studies outside the federation."""
+    model = model_for_index(cfg, seed, index)
+    with np.load(path) as z:
+        set_weights(model, [z[f"arr_{i}"] for i in range(len(z.files))])
+    return model

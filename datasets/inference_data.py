@@ -68,6 +68,17 @@ def _sample_arrays(windows: pd.DataFrame, persons: pd.DataFrame, schema: TableSc
     return out
 
 
+def _as_sample(z) -> Sample:
+    return Sample(x=z["x"], person=z["person"], day=z["day"], weekend=z["weekend"],
+                  groups={g: z[f"group_{g}"] for g in GROUPS}, y=z["y"] if "y" in z else None)
+
+
+def sample_of(windows: pd.DataFrame, persons: pd.DataFrame, schema: TableSchema) -> Sample:
+    """A labelled Sample with features straight from tables: for studies that draw persons from a
+    simulated population (simulation/inference/replicate.py), never for an NSO's estimate."""
+    return _as_sample(_sample_arrays(windows, persons, schema, with_x=True))
+
+
 def _save(path: Path, arrays: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
@@ -77,7 +88,8 @@ def prepare_inference(diary: Dataset, sensor_only: Dataset, out_dir: Path | str,
                       holdout_fraction: float) -> dict:
     """Write into `out_dir`, per NSO: sensor-<NSO>.npz (no labels), labelled-<NSO>.npz (its test persons, the same
     persons and windows as its prepared partition's test set), diary-<NSO>.npz (its train and test
-    persons' labels, for comparison), trained-<NSO>.npz (the train persons' labels alone), and
+    persons' labels, for comparison), trained-<NSO>.npz (the train persons' labels and
+    features: their predictions tune the prediction-powered estimate), and
     truth/truth-<NSO>.npz (the sensor-only persons' diaries)."""
     out = Path(out_dir)
     schema = diary.schema
@@ -98,7 +110,7 @@ def prepare_inference(diary: Dataset, sensor_only: Dataset, out_dir: Path | str,
         _save(out / f"diary-{nso}.npz", _sample_arrays(diary.windows[in_nso & (labels != "holdout")], diary.persons,
                                                        schema, with_x=False))
         _save(out / f"trained-{nso}.npz", _sample_arrays(diary.windows[in_nso & (labels == "train")], diary.persons,
-                                                         schema, with_x=False))
+                                                         schema, with_x=True))
         counts[nso] = {"sensor_only_persons": int(sw["person_id"].nunique()), "sensor_only_windows": len(sw),
                        "labelled_windows": int((in_nso & (labels == "test")).sum()),
                        "diary_persons": int(diary.windows["person_id"][in_nso & (labels != "holdout")].nunique())}
@@ -135,6 +147,4 @@ def load_sample(inf_dir: Path | str, kind: str, nso: str) -> Sample:
     if not p.exists():
         raise UserError(f"{p}: no {kind} sample for NSO {nso!r}")
     with np.load(p) as z:
-        groups = {g: z[f"group_{g}"] for g in GROUPS}
-        return Sample(x=z["x"], person=z["person"], day=z["day"], weekend=z["weekend"], groups=groups,
-                      y=z["y"] if "y" in z else None)
+        return _as_sample(z)

@@ -22,7 +22,8 @@ from .features import encode, feature_names
 from .splits import split_persons, window_split
 from .table_schema import BUILTIN, TableSchema
 
-FORMAT_VERSION = 2  # 2: label names and feature names travel with the data (declared schemas)
+FORMAT_VERSION = 3  # 2: label names and feature names travel with the data (declared schemas);
+# 3: the trained persons' features are in the inference samples (their predictions tune PPI++)
 
 
 @dataclass(frozen=True)

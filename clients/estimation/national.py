@@ -124,45 +124,24 @@ def noisy_confusion(model: torch.nn.Module, data_dir: str, nso: str, st: Setting
     return counts["confusion"], lab
 
 
-@dataclass(frozen=True)
-class PPIInterval:
-    estimate: np.ndarray  # [cells, K]
-    low: np.ndarray
-    high: np.ndarray
-    variance: np.ndarray
-
-
 def _persons(sample: Sample, st: Setting, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     days = person_days(sample, st.cfg.max_days)
     return cell_persons(sample, days, membership(sample, days, st.cells), per_person_day(values, days))
 
 
-def _ppi(data_dir: str, nso: str, st: Setting, model, sensor: Sample, p_sensor, days, member) -> PPIInterval:
-    """The prediction-powered estimate per cell (ppi.py): the trained diary persons' diaries, and
-    PPI++ on the held-out labelled persons and the sensor-only persons; cells with fewer than 2
-    diary persons are left empty (nan), not guessed."""
+def _ppi(data_dir: str, nso: str, st: Setting, model, sensor: Sample, p_sensor, days, member) -> ppi.Table:
+    """The prediction-powered estimate per cell (ppi.py): the trained diary persons' diaries and
+    predictions (the latter only tune lambda), and PPI++ on the held-out labelled persons and the
+    sensor-only persons."""
     wm, k = st.window_minutes, len(st.labels)
     inf = Path(data_dir) / st.subdir
-    trained = load_sample(inf, "trained", nso)
-    labelled = load_sample(inf, "labelled", nso)
-    p_lab = predict(model, labelled.x, st.wellbeing_range)
-    t_d, t_y = _persons(trained, st, np.eye(k)[trained.y] * wm)
-    l_d, l_y = _persons(labelled, st, np.eye(k)[labelled.y] * wm)
-    _, l_f = _persons(labelled, st, p_lab.proba * wm)
+    groups = []
+    for kind in ("trained", "labelled"):
+        sample = load_sample(inf, kind, nso)
+        d, y = _persons(sample, st, np.eye(k)[sample.y] * wm)
+        groups.append(ppi.Group(d, y, _persons(sample, st, predict(model, sample.x, st.wellbeing_range).proba * wm)[1]))
     u_d, u_f = cell_persons(sensor, days, member, per_person_day(p_sensor.proba * wm, days))
-    shape = (len(st.cells), k)
-    est, var = np.full(shape, np.nan), np.full(shape, np.nan)
-    for c in range(len(st.cells)):
-        t, lab, unl = (g[:, c] > 0 for g in (t_d, l_d, u_d))
-        try:
-            e = ppi.combined(ppi.Persons(t_d[t, c], t_y[t, c]), ppi.Persons(l_d[lab, c], l_y[lab, c], l_f[lab, c]),
-                             ppi.Persons(u_d[unl, c], f=u_f[unl, c]))
-        except ValueError:
-            continue
-        est[c], var[c] = np.clip(e.minutes, 0.0, st.day_minutes), e.variance
-    sd = np.sqrt(var)
-    return PPIInterval(est, np.clip(est - ppi.Z95 * sd, 0.0, st.day_minutes), np.clip(est + ppi.Z95 * sd, 0.0,
-                                                                                       st.day_minutes), var)
+    return ppi.by_cell(*groups, ppi.Group(u_d, f=u_f), st.day_minutes)
 
 
 def _diary(sample: Sample, st: Setting) -> tuple[np.ndarray, np.ndarray]:
@@ -214,17 +193,24 @@ def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setti
     n = np.maximum(released.person_days, 1.0)
     counts_all = released.minutes[0] / st.window_minutes
     wb = released.wellbeing
-    # a cell this NSO cannot estimate (nan) enters the pooled sums with its classify-and-count
-    # figure and the widest variance a share of the day can have, so the pooled row stays defined
-    missing = ~np.isfinite(est)
-    est_pool = np.where(missing, cc, est)
-    var_pool = np.where(missing, st.day_minutes ** 2 / 4, ci.variance)
-    pooling = {"n_est": n[:, None] * est_pool, "n_cc": n[:, None] * cc, "n": n, "n2var": n[:, None] ** 2 * var_pool,
-               "diary": diary_sums, "diary_n": diary_n,
-               "wb": wb if wb is not None else np.zeros(len(st.labels)), "wb_n": counts_all}
+    pooling = pooling_blocks(est, ci.variance, cc, n, diary_sums, diary_n, st.day_minutes)
+    pooling.update(wb=wb if wb is not None else np.zeros(len(st.labels)), wb_n=counts_all)
     wellbeing = {a: (float(wb[j] / counts_all[j]) if wb is not None and counts_all[j] > 0 else None)
                  for j, a in enumerate(st.labels)}
     return National(rows, pooling, sensor_mech.epsilon(), labelled_mech.epsilon(), wellbeing)
+
+
+def pooling_blocks(est: np.ndarray, var: np.ndarray, cc: np.ndarray, n: np.ndarray, diary_sums: np.ndarray,
+                   diary_n: np.ndarray, day_minutes: float) -> dict[str, np.ndarray]:
+    """One NSO's share of the pooled minutes (summed over NSOs, under SecAgg+ when enabled): its
+    estimates and variances weighted by its person-days `n` per cell. A cell this NSO cannot
+    estimate (nan) enters with its classify-and-count figure and the widest variance a share of
+    the day can have, so the pooled row stays defined."""
+    missing = ~np.isfinite(est)
+    est_pool = np.where(missing, cc, est)
+    var_pool = np.where(missing, day_minutes ** 2 / 4, var)
+    return {"n_est": n[:, None] * est_pool, "n_cc": n[:, None] * cc, "n": n, "n2var": n[:, None] ** 2 * var_pool,
+            "diary": diary_sums, "diary_n": diary_n}
 
 
 def pooled_rows(total: dict[str, np.ndarray], st: Setting) -> tuple[list[dict], dict[str, float | None]]:

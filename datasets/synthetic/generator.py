@@ -74,8 +74,8 @@ class GeneratorSettings(BaseModel):
 
 
 def _nso_arrays(code: str, n_persons: int, s: GeneratorSettings, stream: int = 0) -> tuple[dict, dict]:
-    """Stream 0: the diary sample; stream 1: the sensor-only sample (a stream of its own, so asking
-    for it changes nothing in the diary sample)."""
+    """Stream 0: the diary sample; stream 1: the sensor-only sample; stream 2: the population of
+    replication studies (streams of their own, so asking for one changes nothing in the others)."""
     key = [s.seed, facts.COUNTRIES.index(code)] + ([stream] if stream else [])
     rng = np.random.default_rng(key)
     tables = day_tables(code, s.heterogeneity)
@@ -117,6 +117,13 @@ def generate_sensor_only(settings: GeneratorSettings, scale: float) -> Dataset:
     judged against - and the caller must keep them away from the estimation (datasets/inference_data.py)."""
     counts = {c: max(1, int(round(n * scale))) for c, n in settings.persons_per_nso().items()}
     return _generate(settings, None, stream=1, counts=counts, id_tag="S")
+
+
+def generate_population(settings: GeneratorSettings, scale: float) -> Dataset:
+    """A large independent sample of each NSO's population (`scale` x its diary persons, a stream of
+    its own): the population that replication studies draw samples from and judge estimates against."""
+    counts = {c: max(1, int(round(n * scale))) for c, n in settings.persons_per_nso().items()}
+    return _generate(settings, None, stream=2, counts=counts, id_tag="P")
 
 
 def _generate(s: GeneratorSettings, progress, stream: int = 0, counts: dict[str, int] | None = None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from clients.model import model_for_index, set_weights
+from clients.model import released_model
 from clients.privacy.audit_canaries import direction_canaries
 from clients.training import loss_fn
 from datasets.features import encode
@@ -60,13 +60,6 @@ def audit_unit(cfg: AuditConfig, privacy_enabled: bool, privacy_unit: str) -> st
     return cfg.unit if cfg.unit != "auto" else (privacy_unit if privacy_enabled else "person")
 
 
-def _model(run_dir, index: dict, model_cfg, seed: int):
-    model = model_for_index(model_cfg, seed, index)
-    with np.load(run_dir / "model.npz") as z:
-        set_weights(model, [z[f"arr_{i}"] for i in range(len(z.files))])
-    return model
-
-
 @torch.no_grad()
 def canary_scores(model, canaries: Canaries, schema: TableSchema, wellbeing_weight: float) -> np.ndarray:
     """Score of each canary: minus the mean loss of its windows under the released model."""
@@ -105,7 +98,7 @@ def run_audit(cfg, run_dir, data_dir: str, index: dict, canaries: Canaries, sche
               reported_epsilon: float | None) -> dict:
     """The summary's `audit` block (`cfg` is the run's ExperimentConfig)."""
     a: AuditConfig = cfg.audit
-    model = _model(run_dir, index, cfg.model, cfg.seed)
+    model = released_model(run_dir / "model.npz", cfg.model, cfg.seed, index)
     torch.set_num_threads(1)
     scores = canary_scores(model, canaries, schema, cfg.model.wellbeing_weight)
     m = len(canaries.included)
