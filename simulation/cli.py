@@ -57,8 +57,9 @@ BENCHES = {
     "coverage": ("coverage by PSI end to end, 1M x 1M identifiers, vs a plain hash join", [("--size", 1_000_000)]),
     "audit": ("one-run canary audit and membership inference: leak detected, DP runs never above, cost",
               [("--seeds", 2), ("--rounds", 30)]),
-    "time_use": ("time-use estimates over seeds: correction vs classify-and-count, interval coverage, DP cost",
-                 [("--seeds", 3), ("--rounds", 30)]),
+    "time_use": ("time-use estimates over seeds and replicated samples: PPI++ vs the diary sample and "
+                 "classify-and-count, interval coverage per row type, DP cost",
+                 [("--seeds", 3), ("--rounds", 30), ("--replications", 50)]),
 }
 
 

@@ -82,6 +82,7 @@ def test_flwr_app_config_in_pyproject_has_every_key_the_apps_read():
     (["bench", "runs", "--rounds", "0"], "--rounds 0: must be at least 1"),
     (["bench", "scale", "--rounds", "0"], "--rounds 0: must be at least 1"),
     (["bench", "deployment", "--rounds", "0"], "--rounds 0: must be at least 1"),
+    (["bench", "time_use", "--replications", "0"], "--replications 0: must be at least 1"),
     (["bench", "peers", "--rounds", "0"], "--rounds 0: must be at least 1"),
 ])
 def test_every_benchmark_refuses_bad_arguments_before_any_work(capsys, argv, expected):

@@ -118,6 +118,18 @@ def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path):
     assert [r["minutes"] for r in nat.rows] == pytest.approx(list(table[table.nso == "FI"].minutes))
 
 
+    # repeated samples from a simulated population (`ppml bench time_use`): the same numbers twice,
+    # every row type reported, and pooling three NSOs' persons makes the diary sample's error smaller
+    from simulation.inference.replicate import replication_study
+
+    study = replication_study(run, run, replications=3, scale=1.0)
+    assert study == replication_study(run, run, replications=3, scale=1.0)
+    rows = study["row_types"]
+    assert {"overall", "breakdown:sex", "breakdowns", "pooled"} <= set(rows)
+    assert all(0 <= r["coverage"] <= 1 and np.isfinite(r["mae_minutes"]["default"]) for r in rows.values())
+    assert rows["pooled"]["mae_minutes"]["diary"] < rows["overall"]["mae_minutes"]["diary"]
+
+
 def _estimate(run, out, *sets) -> int:
     argv = ["estimate", str(run), "--set", "inference.bootstrap=20", "--out", str(out), "--quiet"]
     return main(argv + [a for s in sets for a in ("--set", s)])

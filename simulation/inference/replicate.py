@@ -30,7 +30,7 @@ from clients.estimation.national import Setting, pooled_rows, pooling_blocks, se
 from clients.model import released_model
 from datasets.dataset import Dataset
 from datasets.errors import UserError
-from datasets.inference_data import inference_subdir, load_sample, sample_of
+from datasets.inference_data import load_sample, sample_of
 from datasets.io import fingerprint
 from datasets.prepared import read_index
 from datasets.synthetic.generator import generate_population
@@ -38,6 +38,7 @@ from server.time_use import RELEASE_FILE
 
 from ..config import load_config
 from ..experiment import load_data, prepared_dir
+from .prepare import prepare_sensor_only
 
 ESTIMATORS = ("default", "diary", "cc", "cc_hard")
 
@@ -132,12 +133,44 @@ def row_types(st: Setting, nsos: int) -> dict[str, np.ndarray]:
     return types
 
 
+def _ideal_variances(pop: NSOPopulation, size: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell and activity [C, K]: the variance of the best combination of the trained persons'
+    diaries and PPI++ that this model allows (population variances and the optimal lambda known,
+    the run's sample sizes), and the diary sample's variance."""
+    ideal, diary = np.full(pop.truth.shape, np.nan), np.full(pop.truth.shape, np.nan)
+    for c in range(pop.d.shape[1]):
+        who = pop.d[:, c] > 0
+        d, share = pop.d[who, c], who.mean()
+        if len(d) < 3:
+            continue
+        score = lambda v: (v - np.outer(d, v.sum(0) / d.sum())) / d.mean()  # noqa: E731
+        sy, sf = score(pop.y[who, c]), score(pop.f[who, c])
+        vy, vf = sy.var(0), sf.var(0)
+        lam = np.where(vf > 0, ((sy - sy.mean(0)) * (sf - sf.mean(0))).mean(0) / np.where(vf > 0, vf, 1), 0.0)
+        vr = (sy - lam * sf).var(0)
+        nt, nl, m = (max(size[kind] * share, 1.0) for kind in ("trained", "labelled", "sensor"))
+        ideal[c] = 1.0 / (nt / np.maximum(vy, 1e-12) + 1.0 / np.maximum(vr / nl + lam ** 2 * vf / m, 1e-12))
+        diary[c] = vy / (nt + nl)
+    return ideal, diary
+
+
+def attainable(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], types: dict[str, np.ndarray]) -> dict:
+    """Per row type, the error relative to the diary sample's that the best estimator of this kind
+    could reach with this model (standard deviations summed over the row type's cells): the frontier
+    the default estimate is measured against, which only a better model moves."""
+    parts = [_ideal_variances(pops[n], sizes[n]) for n in pops]
+    share = np.stack([p.d.sum(0) for p in pops.values()]) / sum(p.d.sum(0) for p in pops.values())  # [nsos, C]
+    ideal = np.stack([i for i, _ in parts] + [np.nansum(share[:, :, None] ** 2 * np.stack([i for i, _ in parts]), 0)])
+    diary = np.stack([d for _, d in parts] + [np.nansum(share[:, :, None] ** 2 * np.stack([d for _, d in parts]), 0)])
+    return {name: float(np.nansum(np.sqrt(ideal[mask])) / np.nansum(np.sqrt(diary[mask]))) for name, mask in types.items()}
+
+
 def study(dataset: Dataset, model, st: Setting, inf_dir: Path, replications: int, seed: int,
           progress: Callable[[str], None] | None = None) -> dict:
     """Errors and interval coverage per row type over `replications` draws from the population
     `dataset` (generate_population): mean absolute error of each estimator, the default's error
-    relative to the diary sample's and to classify-and-count's, coverage, interval width, and how
-    many cells could not be estimated."""
+    relative to the diary sample's and to classify-and-count's, the best such ratio the model allows
+    (`attainable`), coverage, interval width, and how many cells could not be estimated."""
     nsos = [str(c) for c in dataset.windows["nso"].astype(str).unique()]
     pops = {nso: nso_population(dataset, nso, model, st) for nso in nsos}
     sizes = {nso: sample_sizes(inf_dir, nso) for nso in nsos}
@@ -155,16 +188,18 @@ def study(dataset: Dataset, model, st: Setting, inf_dir: Path, replications: int
             progress(f"    replication {r + 1}/{replications}")
     err = {e: np.stack(v) for e, v in errors.items()}  # [R, nsos + 1, cells, K]
     held_a, width_a = np.stack(held), np.stack(width)
+    types = row_types(st, len(nsos))
+    best = attainable(pops, sizes, types)
     out = {"replications": replications, "population_persons": int(sum(len(p.d) for p in pops.values())),
            "sample_persons": sizes, "row_types": {}}
-    for name, mask in row_types(st, len(nsos)).items():
+    for name, mask in types.items():
         sel = lambda a: a[:, mask]  # noqa: E731  [R, rows, K]
         ok = np.isfinite(sel(err["default"]))
         mae = {e: float(np.nanmean(np.where(ok, sel(err[e]), np.nan))) for e in ESTIMATORS}
         out["row_types"][name] = {
             "mae_minutes": mae, "ratio_to_diary": mae["default"] / mae["diary"],
             "ratio_to_classify_count": mae["default"] / mae["cc"],
-            "ratio_to_classify_count_hard": mae["default"] / mae["cc_hard"],
+            "ratio_to_classify_count_hard": mae["default"] / mae["cc_hard"], "attainable_ratio_to_diary": best[name],
             "coverage": float(sel(held_a)[ok].mean()), "ci_width_minutes": float(sel(width_a)[ok].mean()),
             "cells_not_estimated": float(1.0 - ok.mean())}
     return out
@@ -188,5 +223,5 @@ def replication_study(run_dir: Path, release_dir: Path, replications: int = 50, 
     if progress:
         progress(f"    population: {scale:g} x the diary persons per NSO")
     population = generate_population(cfg.data.generate, scale)
-    return study(population, model, st, data_dir / inference_subdir(cfg.inference.sensor_only_scale), replications,
-                 cfg.seed, progress)
+    subdir = prepare_sensor_only(cfg, dataset, str(data_dir))  # the run's split (a no-op when it is on disk)
+    return study(population, model, st, data_dir / subdir, replications, cfg.seed, progress)
