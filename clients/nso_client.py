@@ -191,7 +191,7 @@ class NSOClient(NumPyClient):
         from .estimation.national import estimate_national, setting_from_json
 
         st = setting_from_json(str(config["inference_setting"]))
-        own = self._own_confusion(st)
+        own = None if st.cfg.resolved_estimator == "ppi" else self._own_confusion(st)  # PPI needs no confusion matrix
         if config["inference_phase"] == "confusion":
             return [st.confusion_layout().pack({"confusion": own[0]})], 1, {"nso": self.nso}
         pooled = np.array(json.loads(str(config["pooled_confusion"]))) if "pooled_confusion" in config else None

@@ -75,6 +75,7 @@ def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path):
     tu = json.loads((run / "summary.json").read_text())["time_use"]
     for key in ("mae_minutes", "mae_minutes_classify_count", "ci_coverage", "release_epsilon"):
         assert key in tu
+    assert "sensor-only sample" in tu["truth"]  # which truth true_minutes is
     assert tu["pooled_via"] == "secagg+" and tu["release_epsilon"] is None and 0 < tu["ci_coverage"] <= 1
     assert (run / "time_use.png").stat().st_size > 20_000
     prep = next((tmp_path / "runs" / ".prepared").iterdir())
@@ -101,8 +102,16 @@ def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path):
     assert bound < 0.05
     assert np.abs(table[table.nso == "ALL"].minutes.to_numpy() - (weighted / total).ravel()).max() <= bound + 1e-9
 
+    # the DP release of PPI++ under SecAgg+: pooled rows from the NSOs' summed noisy sums
+    assert _estimate(run, tmp_path / "dp", "inference.epsilon=1.0") == 0
+    dp = json.loads((tmp_path / "dp" / "summary.json").read_text())["time_use"]
+    assert dp["estimator"] == "auto" and dp["pooled_via"] == "secagg+"
+    assert dp["release_epsilon"] == pytest.approx(1.0, rel=1e-6) and dp["epsilon_labelled"] == dp["epsilon_sensor_only"]
+    published = json.loads((tmp_path / "dp" / "release.json").read_text())
+    assert len(published["pooled"]) == len(table[table.nso == "ALL"]) and published["pooled_confusion"] is None
+
     # truth gone: estimation from the finished run still works (and only evaluation would need it)
-    from clients.estimation.national import estimate_national, noisy_confusion
+    from clients.estimation.national import estimate_national
     from clients.model import ModelConfig, build_model, set_weights
     from clients.privacy.randomness import node_randomness
 
@@ -112,7 +121,7 @@ def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path):
     model = build_model(ModelConfig(), 0, weights["arr_0"].shape[1], 13)
     set_weights(model, [weights[f"arr_{i}"] for i in range(len(weights.files))])
     noise = node_randomness("reproducible", {}, 0, "FI")  # what the simulation's FI node holds
-    own = noisy_confusion(model, str(prep), "FI", st, noise)
+    own = None  # PPI uses no confusion matrix: the ClientApp passes none
     pooled = release["pooled_confusion"]  # none for PPI, which skips the confusion exchange
     nat = estimate_national(model, str(prep), "FI", st, 0, noise, own, None if pooled is None else np.array(pooled))
     assert [r["minutes"] for r in nat.rows] == pytest.approx(list(table[table.nso == "FI"].minutes))
@@ -206,7 +215,6 @@ def test_a_mechanism_refuses_a_block_it_has_not_accounted():
     (["inference.groups=['sex','sex']"], "lists a group twice"),
     (["inference.groups=['region']"], "inference.groups"),
     (["inference.epsilon=-1"], "inference.epsilon"),
-    (["inference.estimator='ppi'", "inference.epsilon=1"], "has no DP release yet"),
     (["inference.enabled=true", "engine.name='centralized'"], "runs in the NSOs of a federation"),
     (["inference.enabled=true", "data.path='x'"], "importing a real one is not supported yet"),
 ])
@@ -225,7 +233,7 @@ def test_estimate_needs_a_finished_run(tmp_path, capsys):
 def test_inference_defaults_are_what_docs_say():
     cfg = InferenceConfig()
     assert (cfg.estimator, cfg.confusion, cfg.max_days, cfg.epsilon) == ("auto", "pooled", 2, None)
-    assert cfg.resolved_estimator == "ppi" and InferenceConfig(epsilon=1.0).resolved_estimator == "acc"
+    assert cfg.resolved_estimator == "ppi" and InferenceConfig(epsilon=1.0).resolved_estimator == "ppi"
 
 
 def test_a_sweep_over_release_epsilons_reports_time_use(tmp_path):

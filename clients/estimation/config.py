@@ -16,9 +16,9 @@ class InferenceConfig(BaseModel):
     sensor_only_scale: float = Field(3.0, gt=0, le=100, description="simulation: sensor-only persons per diary "
                                      "person, in each NSO")
     estimator: Literal["auto", "ppi", "acc", "pacc"] = Field(
-        "auto", description="ppi: prediction-powered, both samples (clients/estimation/ppi.py); acc/pacc: adjusted "
-                            "classify-and-count on hard or probabilistic predictions; auto: ppi without a DP "
-                            "release, acc with one (the DP release of ppi is not built yet)")
+        "auto", description="ppi: prediction-powered, both samples (clients/estimation/ppi.py; under DP "
+                            "ppi_release.py); acc/pacc: adjusted classify-and-count on hard or probabilistic "
+                            "predictions; auto: ppi")
     confusion: Literal["own", "pooled"] = Field("pooled", description="confusion matrices (one per cell) from the "
                                                 "NSO's own labelled persons, or pooled over NSOs through SecAgg+ sums")
     groups: list[Literal["sex", "age_group", "employment", "daytype"]] = Field(
@@ -33,15 +33,10 @@ class InferenceConfig(BaseModel):
 
     @property
     def resolved_estimator(self) -> str:
-        if self.estimator == "auto":
-            return "ppi" if self.epsilon is None else "acc"
-        return self.estimator
+        return "ppi" if self.estimator == "auto" else self.estimator
 
     @model_validator(mode="after")
     def _unique_groups(self) -> "InferenceConfig":
-        if self.estimator == "ppi" and self.epsilon is not None:
-            raise ValueError("inference.estimator = 'ppi' has no DP release yet (issue 20): with inference.epsilon use "
-                             "'acc' or 'pacc' (or 'auto', which picks 'acc' under DP)")
         if len(set(self.groups)) != len(self.groups):
             raise ValueError(f"inference.groups lists a group twice: {self.groups}")
         return self

@@ -23,7 +23,7 @@ from datasets.errors import UserError
 from datasets.inference_data import Sample, load_sample
 
 from ..privacy.randomness import Randomness
-from . import ppi, quantify
+from . import ppi, ppi_release, quantify
 from .bootstrap import bootstrap
 from .cells import Cell, cell_persons, cell_sums, layout, membership, partitions, per_person_day, person_days
 from .config import InferenceConfig
@@ -62,17 +62,38 @@ class Setting:
         return max(abs(v) for v in self.wellbeing_range) if self.wellbeing_range else 0.0
 
     def mechanisms(self):
+        """(sensor-only, labelled) mechanisms; under PPI the person-day counts are not released (the
+        minutes imply them, ppi_release.py)."""
         z = noise_multiplier(self.cfg.epsilon, self.delta)
         sensor = sensor_mechanism(z, self.delta, partitions(self.cells), self.cfg.max_days, self.day_minutes,
-                                  self.slots_per_day, self.wellbeing_bound if self.wellbeing_range else None)
+                                  self.slots_per_day, self.wellbeing_bound if self.wellbeing_range else None,
+                                  person_days=self.cfg.resolved_estimator != "ppi")
         return sensor, labelled_mechanism(z, self.delta, partitions(self.cells), self.cfg.max_days, self.slots_per_day)
+
+    def ppi_mechanisms(self):
+        """(held-out labelled, trained) persons' mechanisms of the DP release of PPI++."""
+        z, args = noise_multiplier(self.cfg.epsilon, self.delta), (partitions(self.cells), self.cfg.max_days,
+                                                                   self.day_minutes)
+        return ppi_release.labelled_mechanism(z, self.delta, *args), ppi_release.trained_mechanism(z, self.delta, *args)
+
+    def ppi_noise_std(self) -> dict[str, float]:
+        """One NSO's noise standard deviation on each sum of the DP release of PPI++."""
+        sensor, _ = self.mechanisms()
+        lab, tr = (m.noise_std for m in self.ppi_mechanisms())
+        return {"sensor_predicted": sensor.noise_std["minutes"], "labelled_diary": lab["diary"],
+                "labelled_predicted": lab["predicted"], "trained_diary": tr["diary"]}
+
+    @property
+    def dp_ppi(self) -> bool:
+        return self.cfg.resolved_estimator == "ppi" and self.cfg.epsilon is not None
 
     def confusion_layout(self):
         return confusion_layout(len(self.cells), len(self.labels), self.max_labelled_windows)
 
     def estimates_layout(self):
         return estimates_layout(len(self.cells), len(self.labels), self.max_person_days, self.max_diary_days,
-                                self.day_minutes, self.max_person_days * self.slots_per_day, self.wellbeing_bound)
+                                self.day_minutes, self.max_person_days * self.slots_per_day, self.wellbeing_bound,
+                                dp_ppi_noise_std=max(self.ppi_noise_std().values()) if self.dp_ppi else None)
 
 
 def setting_to_json(st: Setting) -> str:
@@ -129,19 +150,35 @@ def _persons(sample: Sample, st: Setting, values: np.ndarray) -> tuple[np.ndarra
     return cell_persons(sample, days, membership(sample, days, st.cells), per_person_day(values, days))
 
 
-def _ppi(data_dir: str, nso: str, st: Setting, model, sensor: Sample, p_sensor, days, member) -> ppi.Table:
-    """The prediction-powered estimate per cell (ppi.py): the trained diary persons' diaries and
-    predictions (the latter only tune lambda), and PPI++ on the held-out labelled persons and the
-    sensor-only persons."""
+def _ppi_groups(data_dir: str, nso: str, st: Setting, model) -> list[ppi.Group]:
+    """The trained and the held-out labelled diary persons per cell: diaries and predictions."""
     wm, k = st.window_minutes, len(st.labels)
-    inf = Path(data_dir) / st.subdir
     groups = []
     for kind in ("trained", "labelled"):
-        sample = load_sample(inf, kind, nso)
+        sample = load_sample(Path(data_dir) / st.subdir, kind, nso)
         d, y = _persons(sample, st, np.eye(k)[sample.y] * wm)
         groups.append(ppi.Group(d, y, _persons(sample, st, predict(model, sample.x, st.wellbeing_range).proba * wm)[1]))
-    u_d, u_f = cell_persons(sensor, days, member, per_person_day(p_sensor.proba * wm, days))
-    return ppi.by_cell(*groups, ppi.Group(u_d, f=u_f), st.day_minutes)
+    return groups
+
+
+def _ppi(data_dir: str, nso: str, st: Setting, model, sensor: Sample, p_sensor, days, member, noise: Randomness,
+         released_minutes: np.ndarray) -> tuple[ppi.Table, dict[str, np.ndarray]]:
+    """The prediction-powered estimate per cell (ppi.py) and any extra pooling blocks: without DP
+    from the exact sums; under DP from the released sums (ppi_release.py), the diary groups' sums
+    released here."""
+    trained, labelled = _ppi_groups(data_dir, nso, st, model)
+    u_d, u_f = cell_persons(sensor, days, member, per_person_day(p_sensor.proba * st.window_minutes, days))
+    sensor_group = ppi.Group(u_d, f=u_f)
+    if st.cfg.epsilon is None:
+        return ppi.by_cell(trained, labelled, sensor_group, st.day_minutes), {}
+    lab_mech, tr_mech = st.ppi_mechanisms()
+    sums = ppi_release.release(trained, labelled, released_minutes, st.ppi_noise_std()["sensor_predicted"], lab_mech,
+                               tr_mech, noise.generator("time-use-labelled", st.release),
+                               noise.generator("time-use-trained", st.release))
+    sampling = ppi.parts_by_cell(trained, labelled, sensor_group, np.full(len(st.labels), ppi_release.DP_LAMBDA))
+    days_t, days_l = trained.d.sum(0), labelled.d.sum(0)
+    return (ppi_release.estimate(sums, sampling, st.day_minutes),
+            ppi_release.pooling(sums, sampling, days_t, days_l, st.day_minutes))
 
 
 def _diary(sample: Sample, st: Setting) -> tuple[np.ndarray, np.ndarray]:
@@ -163,23 +200,32 @@ class National:
 
 
 def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setting, seed: int, noise: Randomness,
-                      own: tuple[np.ndarray, object], pooled_counts: np.ndarray | None = None) -> National:
+                      own: tuple[np.ndarray, object] | None, pooled_counts: np.ndarray | None = None) -> National:
     """Everything this NSO publishes; `pooled_counts` (the SecAgg+ sum of every NSO's noisy confusion
     counts) replaces its own matrix when the config asks for a pooled one; `own` = noisy_confusion's
-    result, released once per estimate."""
-    own_counts, lab = own
+    result, released once per estimate (None under PPI, which uses no confusion matrix)."""
+    if own is None and st.cfg.resolved_estimator != "ppi":
+        raise ValueError(f"estimator {st.cfg.resolved_estimator!r} needs the NSO's noisy confusion counts")
+    k = len(st.labels)
+    own_counts, lab = own if own is not None else (np.zeros((len(st.cells), k, k)), None)
     m = quantify.row_normalised(pooled_counts if pooled_counts is not None else own_counts)
     sensor = load_sample(Path(data_dir) / st.subdir, "sensor", nso)
     p = predict(model, sensor.x, st.wellbeing_range)
     exact, days, member = sensor_release(sensor, p, st.cells, st.cfg, st.window_minutes)
     sensor_mech, labelled_mech = st.mechanisms()
+    implied = "person_days" not in sensor_mech.sensitivity  # PPI: the minutes imply the counts (ppi_release.py)
+    if implied:
+        exact.pop("person_days")
     noisy = sensor_mech.apply(exact, noise.generator("time-use-sensor", st.release))
+    if implied:
+        noisy["person_days"] = np.maximum(noisy["minutes"].sum(axis=1) / st.day_minutes, 0.0)
     released = Released(noisy["minutes"], noisy["person_days"], own_counts, noisy.get("wellbeing"))
     est, cc = corrected(released.minutes, released.person_days, m, st.day_minutes)
-    if st.cfg.resolved_estimator == "ppi":  # no DP release (the config refuses one): exact sums
-        ci = _ppi(data_dir, nso, st, model, sensor, p, days, member)
+    if st.cfg.resolved_estimator == "ppi":
+        ci, extra = _ppi(data_dir, nso, st, model, sensor, p, days, member, noise, released.minutes)
         est = ci.estimate
     else:
+        extra = {}
         base = None if pooled_counts is None else pooled_counts - own_counts
         persons = np.array([len(np.unique(days.person[member[:, c] > 0])) for c in range(len(st.cells))])
         ci = bootstrap(released, lab, st.cells, persons, sensor_mech, labelled_mech, st.cfg.bootstrap, st.day_minutes,
@@ -194,7 +240,7 @@ def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setti
     counts_all = released.minutes[0] / st.window_minutes
     wb = released.wellbeing
     pooling = pooling_blocks(est, ci.variance, cc, n, diary_sums, diary_n, st.day_minutes)
-    pooling.update(wb=wb if wb is not None else np.zeros(len(st.labels)), wb_n=counts_all)
+    pooling.update(wb=wb if wb is not None else np.zeros(len(st.labels)), wb_n=counts_all, **extra)
     wellbeing = {a: (float(wb[j] / counts_all[j]) if wb is not None and counts_all[j] > 0 else None)
                  for j, a in enumerate(st.labels)}
     return National(rows, pooling, sensor_mech.epsilon(), labelled_mech.epsilon(), wellbeing)
@@ -208,7 +254,7 @@ def pooling_blocks(est: np.ndarray, var: np.ndarray, cc: np.ndarray, n: np.ndarr
     the day can have, so the pooled row stays defined."""
     missing = ~np.isfinite(est)
     est_pool = np.where(missing, cc, est)
-    var_pool = np.where(missing, day_minutes ** 2 / 4, var)
+    var_pool = np.minimum(np.where(missing, day_minutes ** 2 / 4, var), day_minutes ** 2)  # wider says no more
     return {"n_est": n[:, None] * est_pool, "n_cc": n[:, None] * cc, "n": n, "n2var": n[:, None] ** 2 * var_pool,
             "diary": diary_sums, "diary_n": diary_n}
 
@@ -217,9 +263,13 @@ def pooled_rows(total: dict[str, np.ndarray], st: Setting) -> tuple[list[dict], 
     """The pooled (nso = ALL) rows from the sum over NSOs of their pooling blocks."""
     n = np.maximum(total["n"], 1.0)[:, None]
     est, cc, sd = total["n_est"] / n, total["n_cc"] / n, np.sqrt(np.maximum(total["n2var"], 0)) / n
+    low, high = np.maximum(est - ppi.Z95 * sd, 0.0), np.minimum(est + ppi.Z95 * sd, st.day_minutes)
+    if "ppi_sensor" in total:  # DP PPI++: the estimate of the summed released sums, not a mean of national ones
+        t = ppi_release.pooled(total, st.ppi_noise_std(), st.day_minutes)
+        est, low, high = t.estimate, t.low, t.high
     diary = total["diary"] / np.maximum(total["diary_n"], 1)[:, None]
     rows = [{"nso": "ALL", "group": "all" if g == "all" else f"{g}:{c}", "activity": a, "minutes": est[i, j],
-             "ci_low": max(est[i, j] - 1.96 * sd[i, j], 0.0), "ci_high": min(est[i, j] + 1.96 * sd[i, j], st.day_minutes),
+             "ci_low": low[i, j], "ci_high": high[i, j],
              "minutes_classify_count": cc[i, j], "minutes_diary_sample": diary[i, j]}
             for i, (g, c) in enumerate(st.cells) for j, a in enumerate(st.labels)]
     wb = {a: (float(total["wb"][j] / total["wb_n"][j]) if st.wellbeing_range and total["wb_n"][j] > 0 else None)

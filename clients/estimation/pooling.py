@@ -31,11 +31,11 @@ class Layout:
 
     def pack(self, values: dict[str, np.ndarray]) -> np.ndarray:
         parts = [np.asarray(values[name], dtype=np.float64).reshape(shape) / scale for name, shape, scale in self.blocks]
-        flat = np.concatenate([p.ravel() for p in parts]) if parts else np.zeros(0)
-        if not np.isfinite(flat).all() or np.abs(flat).max(initial=0.0) > CLIP:
-            raise PoolingOverflow(f"a pooled value lies outside +-{CLIP:g} of its public bound; SecAgg+ would clip "
-                                  "it, so it is not sent")
-        return flat
+        for (name, _, _), p in zip(self.blocks, parts):
+            if not np.isfinite(p).all() or np.abs(p).max(initial=0.0) > CLIP:
+                raise PoolingOverflow(f"a pooled value of block {name!r} lies outside +-{CLIP:g} of its public bound; "
+                                      "SecAgg+ would clip it, so it is not sent")
+        return np.concatenate([p.ravel() for p in parts]) if parts else np.zeros(0)
 
     def unpack(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         out, start = {}, 0
@@ -51,10 +51,23 @@ def confusion_layout(cells: int, k: int, max_labelled_windows: int) -> Layout:
 
 
 def estimates_layout(cells: int, k: int, max_person_days: int, max_diary_days: int, day_minutes: float,
-                     max_windows: int, wellbeing_bound: float) -> Layout:
+                     max_windows: int, wellbeing_bound: float, dp_ppi_noise_std: float | None = None) -> Layout:
+    """With `dp_ppi_noise_std` (the largest noise standard deviation on one NSO's released sums):
+    also the released sums of the DP release of PPI++ and their sampling variances
+    (ppi_release.pooling), so that pooled rows are estimated from pooled sums; the sums' bound
+    leaves room for their noise."""
     n, d = float(max(max_person_days, 1)), float(max(max_diary_days, 1))
-    return Layout((
+    blocks = (
         ("n_est", (cells, k), n * day_minutes), ("n_cc", (cells, k), n * day_minutes), ("n", (cells,), n),
         ("n2var", (cells, k), (n * day_minutes) ** 2), ("diary", (cells, k), d * day_minutes), ("diary_n", (cells,), d),
         ("wb", (k,), float(max(max_windows, 1)) * max(wellbeing_bound, 1.0)), ("wb_n", (k,), float(max(max_windows, 1))),
-    ))
+    )
+    if dp_ppi_noise_std is not None:
+        room = 2.0 * dp_ppi_noise_std  # |noise| < 4 x (bound + 2 sd): beyond 8 sd, with probability < 1e-15
+        blocks += (
+            ("ppi_sensor", (cells, k), n * day_minutes + room), ("ppi_labelled_diary", (cells, k), d * day_minutes + room),
+            ("ppi_labelled_predicted", (cells, k), d * day_minutes + room), ("ppi_trained", (cells, k), d * day_minutes + room),
+            ("ppi_t2var", (cells, k), (d * day_minutes) ** 2), ("ppi_l2var", (cells, k), (d * day_minutes) ** 2),
+            ("ppi_t", (cells,), d), ("ppi_l", (cells,), d), ("ppi_nsos", (1,), 1.0),
+        )
+    return Layout(blocks)

@@ -112,17 +112,33 @@ def _smoothed(v: np.ndarray, n: int, ref: np.ndarray | None, smoothing: float) -
     return ((n - 1) * v + smoothing * ref) / (n - 1 + smoothing)
 
 
-def combined(trained: Persons, lab: Persons, unl: Persons, lam: np.ndarray, reference: Spread | None = None,
-             smoothing: float = SMOOTHING) -> CellEstimate:
-    """The trained persons' ratio estimate combined with PPI++ on the held-out and sensor-only
-    persons (weights from smoothed variances, see the module docstring); a group with fewer than 2
-    persons drops out."""
+@dataclass(frozen=True)
+class Parts:
+    """The two independent estimates of a cell [K] and their variances (nan/inf where a group has
+    fewer than 2 persons), and the cell's diary persons (for the interval's degrees of freedom)."""
+
+    theta_t: np.ndarray
+    var_t: np.ndarray
+    theta_p: np.ndarray
+    var_p: np.ndarray
+    diary_persons: int
+
+    @property
+    def quantile(self) -> float:
+        return float(student_t.ppf(0.975, max(self.diary_persons - 2, 1)))
+
+
+def parts(trained: Persons, lab: Persons, unl: Persons, lam: np.ndarray, reference: Spread | None = None,
+          smoothing: float = SMOOTHING) -> Parts:
+    """The trained persons' ratio estimate and PPI++ on the held-out and sensor-only persons, with
+    smoothed variances (see the module docstring)."""
     nt, nl, m = len(trained), len(lab), len(unl)
     has_t, has_p = nt >= 2, nl >= 2 and m >= 2
     if not (has_t or has_p):
         raise ValueError("a cell needs at least 2 diary persons to be estimated")
     k, ref = len(lam), reference or Spread(None, None, None)
-    theta, var, w = np.zeros(k), np.zeros(k), np.full(k, 1.0 if has_p else 0.0)
+    theta_t, var_t = np.full(k, np.nan), np.full(k, np.inf)
+    theta_p, var_p = np.full(k, np.nan), np.full(k, np.inf)
     if has_p:
         v_res = _smoothed(_spread(lab.y - lam * lab.f, lab.d), nl, ref.residual, smoothing)
         v_pred = _smoothed(_spread(lam * unl.f, unl.d), m, ref.predicted, smoothing)
@@ -132,12 +148,33 @@ def combined(trained: Persons, lab: Persons, unl: Persons, lam: np.ndarray, refe
         theta_t, _ = _scores(trained.y, trained.d)
         v_t = _smoothed(_spread(trained.y, trained.d), nt, ref.trained, smoothing)
         var_t = (np.maximum(v_t, v_res + v_pred) if has_p else v_t) / nt
-        if has_p:
-            w = var_t / np.maximum(var_t + var_p, 1e-300)  # the share of PPI++
-        theta, var = (1 - w) * theta_t, (1 - w) ** 2 * var_t
-    if has_p:
-        theta, var = theta + w * theta_p, var + w ** 2 * var_p
-    return CellEstimate(theta, var, float(student_t.ppf(0.975, max(nt + nl - 2, 1))), w)
+    return Parts(theta_t, var_t, theta_p, var_p, nt + nl)
+
+
+def share_of_ppi(var_t: np.ndarray, var_p: np.ndarray) -> np.ndarray:
+    """The inverse-variance weight of PPI++ (1 without a trained estimate, 0 without PPI++)."""
+    with np.errstate(invalid="ignore"):  # both infinite: a cell not estimated (its estimate is nan)
+        return np.where(np.isinf(var_t), 1.0, np.where(np.isinf(var_p), 0.0, var_t / np.maximum(var_t + var_p, 1e-300)))
+
+
+def mix(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(1 - w) a + w b, where a weight of exactly 0 or 1 ignores the other (possibly undefined) part."""
+    with np.errstate(invalid="ignore"):
+        return np.where(w == 0, a, np.where(w == 1, b, (1 - w) * a + w * b))
+
+
+def mix_variance(var_a: np.ndarray, var_b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The variance of `mix` of two independent estimates."""
+    with np.errstate(invalid="ignore"):
+        return np.where(w == 0, var_a, np.where(w == 1, var_b, (1 - w) ** 2 * var_a + w ** 2 * var_b))
+
+
+def combined(trained: Persons, lab: Persons, unl: Persons, lam: np.ndarray, reference: Spread | None = None,
+             smoothing: float = SMOOTHING) -> CellEstimate:
+    """`parts` combined with weights from their variances; a group with fewer than 2 persons drops out."""
+    p = parts(trained, lab, unl, lam, reference, smoothing)
+    w = share_of_ppi(p.var_t, p.var_p)
+    return CellEstimate(mix(p.theta_t, p.theta_p, w), mix_variance(p.var_t, p.var_p, w), p.quantile, w)
 
 
 @dataclass(frozen=True)
@@ -164,21 +201,51 @@ class Table:
     variance: np.ndarray
 
 
-def by_cell(trained: Group, labelled: Group, sensor: Group, day_minutes: float,
-            smoothing: float = SMOOTHING) -> Table:
-    """`combined` in every cell, lambda tuned and variances smoothed on cell 0 (the whole sample,
-    the 'all' row); a cell with fewer than 2 diary persons is left empty (nan), not guessed, and
-    estimates and interval ends are kept within [0, day_minutes]."""
+@dataclass(frozen=True)
+class CellParts:
+    """`Parts` of every cell: [cells, K] arrays, quantile [cells]; a cell that cannot be estimated
+    has nan estimates."""
+
+    theta_t: np.ndarray
+    var_t: np.ndarray
+    theta_p: np.ndarray
+    var_p: np.ndarray
+    quantile: np.ndarray
+
+
+def parts_by_cell(trained: Group, labelled: Group, sensor: Group, lam: np.ndarray | None = None,
+                  smoothing: float = SMOOTHING) -> CellParts:
+    """`parts` in every cell; lambda (unless given) tuned and variances smoothed on cell 0 (the whole
+    sample, the 'all' row)."""
     cells, k = trained.d.shape[1], trained.y.shape[2]
     whole = (trained.in_cell(0), labelled.in_cell(0), sensor.in_cell(0))
-    lam = tuning(whole[0]) if len(whole[0]) >= 2 else np.ones(k)
-    reference = spread(*whole, lam) if len(whole[0]) >= 2 and len(whole[1]) >= 2 and len(whole[2]) >= 2 else None
-    est, low, high, var = (np.full((cells, k), np.nan) for _ in range(4))
+    if lam is None:
+        lam = tuning(whole[0]) if len(whole[0]) >= 2 else np.ones(k)
+    reference = spread(*whole, lam) if min(len(g) for g in whole) >= 2 else None
+    out = [np.full((cells, k), v) for v in (np.nan, np.inf, np.nan, np.inf)] + [np.full(cells, np.nan)]
     for c in range(cells):
         try:
-            e = combined(trained.in_cell(c), labelled.in_cell(c), sensor.in_cell(c), lam, reference, smoothing)
+            p = parts(trained.in_cell(c), labelled.in_cell(c), sensor.in_cell(c), lam, reference, smoothing)
         except ValueError:
             continue
-        est[c], low[c], high[c], var[c] = e.minutes, e.low, e.high, e.variance
+        for a, v in zip(out, (p.theta_t, p.var_t, p.theta_p, p.var_p, p.quantile)):
+            a[c] = v
+    return CellParts(*out)
+
+
+def table(estimate: np.ndarray, variance: np.ndarray, quantile: np.ndarray, day_minutes: float) -> Table:
+    """Estimates and intervals kept within [0, day_minutes]; nan stays nan (a cell not estimated)."""
+    half = quantile[:, None] * np.sqrt(variance)
     clip = lambda a: np.clip(a, 0.0, day_minutes)  # noqa: E731
-    return Table(clip(est), clip(low), clip(high), var)
+    return Table(clip(estimate), clip(estimate - half), clip(estimate + half), variance)
+
+
+def by_cell(trained: Group, labelled: Group, sensor: Group, day_minutes: float,
+            smoothing: float = SMOOTHING) -> Table:
+    """The non-private estimate: `combined` in every cell (via `parts_by_cell`); a cell with fewer
+    than 2 diary persons is left empty (nan), not guessed."""
+    p = parts_by_cell(trained, labelled, sensor, smoothing=smoothing)
+    w = share_of_ppi(p.var_t, p.var_p)
+    est = mix(p.theta_t, p.theta_p, w)
+    var = np.where(np.isfinite(est), mix_variance(p.var_t, p.var_p, w), np.nan)
+    return table(est, var, p.quantile, day_minutes)

@@ -62,8 +62,11 @@ def noise_multiplier(epsilon: float | None, delta: float) -> float:
 
 
 def sensor_mechanism(z: float, delta: float, partitions: int, max_days: int, day_minutes: float,
-                     windows_per_day: int, wellbeing_bound: float | None) -> Mechanism:
-    sens = {"minutes": max_days * day_minutes * math.sqrt(partitions), "person_days": max_days * math.sqrt(partitions)}
+                     windows_per_day: int, wellbeing_bound: float | None, person_days: bool = True) -> Mechanism:
+    """`person_days=False` leaves the counts out (PPI derives them from the minutes: one block less)."""
+    sens = {"minutes": max_days * day_minutes * math.sqrt(partitions)}
+    if person_days:
+        sens["person_days"] = max_days * math.sqrt(partitions)
     if wellbeing_bound is not None:
         sens["wellbeing"] = max_days * windows_per_day * wellbeing_bound
     return Mechanism(z, sens, delta)

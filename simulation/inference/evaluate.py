@@ -100,7 +100,10 @@ def evaluate_release(run_dir: Path, inf_dir: Path) -> dict:
     national = table["nso"] != "ALL"
     eps = {k: [r[k] for r in release["national"].values() if r[k] is not None] for k in ("epsilon_sensor", "epsilon_labelled")}
     return {
-        "cells": int(len(table)), "mae_minutes": err("minutes"), "mae_minutes_classify_count": err("minutes_classify_count"),
+        "cells": int(len(table)),
+        "truth": "true_minutes: the sensor-only sample's own diaries (one sample's truth; `ppml bench time_use` "
+                 "judges against the population's, over replications)",
+        "mae_minutes": err("minutes"), "mae_minutes_classify_count": err("minutes_classify_count"),
         "mae_minutes_diary_sample": err("minutes_diary_sample"),
         "mae_minutes_national": float((table["minutes"] - table["true_minutes"])[national].abs().mean()),
         "ci_coverage": float(held.mean()), "ci_coverage_national": float(held[national].mean()),

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from clients.estimation import ppi
+from clients.estimation import ppi, ppi_release
 from clients.estimation.cells import cell_persons, membership, per_person_day, person_days
 from clients.estimation.estimate_steps import predict
 from clients.estimation.national import Setting, pooled_rows, pooling_blocks, setting_from_json
@@ -40,7 +40,6 @@ from ..config import load_config
 from ..experiment import load_data, prepared_dir
 from .prepare import prepare_sensor_only
 
-ESTIMATORS = ("default", "diary", "cc", "cc_hard")
 
 
 @dataclass(frozen=True)
@@ -77,43 +76,76 @@ def sample_sizes(inf_dir: Path, nso: str) -> dict[str, int]:
 
 @dataclass
 class Replication:
-    """Estimates of every estimator [nso (national ones, then ALL), cells, K], and the interval."""
+    """Estimates of every estimator [nso (national ones, then ALL), cells, K], and the intervals of
+    the estimators that publish one."""
 
     estimates: dict[str, np.ndarray]
-    low: np.ndarray
-    high: np.ndarray
+    low: dict[str, np.ndarray]
+    high: dict[str, np.ndarray]
+
+
+def _pool_tables(parts: list[tuple[ppi.Table, np.ndarray, np.ndarray]], st: Setting) -> tuple[np.ndarray, ...]:
+    """The coordinator's pooled rows (pooling_blocks summed, pooled_rows) of one estimator's national tables."""
+    total = None
+    for table, cc, n in parts:
+        zeros = np.zeros_like(table.estimate)
+        b = pooling_blocks(table.estimate, table.variance, cc, n, zeros, n, st.day_minutes)
+        total = b if total is None else {k: total[k] + b[k] for k in b}
+    k = len(st.labels)
+    rows, _ = pooled_rows({**total, "wb": np.zeros(k), "wb_n": np.zeros(k)}, st)
+    col = lambda key: np.array([r[key] for r in rows]).reshape((len(st.cells), k))  # noqa: E731
+    return col("minutes"), col("ci_low"), col("ci_high")
 
 
 def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], st: Setting,
-              rng: np.random.Generator) -> Replication:
-    """One replication: every NSO's samples drawn anew, estimated as the NSOs would, and pooled."""
-    out = {e: [] for e in ESTIMATORS}
-    low, high, total, hard = [], [], None, None
+              rng: np.random.Generator, dp: Setting | None = None) -> Replication:
+    """One replication: every NSO's samples drawn anew, estimated as the NSOs would, and pooled; with
+    `dp` (a setting with an epsilon) also the DP release of PPI++ (ppi_release.py) and, beside it,
+    the DP diary sample alone and DP classify-and-count, their noise drawn as the NSOs would."""
+    ratios: dict[str, list] = {}  # estimator -> per NSO (numerator [C, K], denominator [C])
+    tables: dict[str, list] = {"default": [], **({"dp_default": []} if dp else {})}
+    dp_total = None
     for nso, pop in pops.items():
         n_p = len(pop.d)
         t, lab, s = (rng.integers(0, n_p, sizes[nso][kind]) for kind in ("trained", "labelled", "sensor"))
-        table = ppi.by_cell(ppi.Group(pop.d[t], pop.y[t], pop.f[t]), ppi.Group(pop.d[lab], pop.y[lab], pop.f[lab]),
-                            ppi.Group(pop.d[s], f=pop.f[s]), st.day_minutes)
+        tr, la, se = (ppi.Group(pop.d[t], pop.y[t], pop.f[t]), ppi.Group(pop.d[lab], pop.y[lab], pop.f[lab]),
+                      ppi.Group(pop.d[s], f=pop.f[s]))
         diary = np.concatenate([t, lab])
-        diary_sums, diary_n = pop.y[diary].sum(0), pop.d[diary].sum(0)
-        n = np.maximum(pop.d[s].sum(0), 1.0)
-        cc, cc_hard = pop.f[s].sum(0) / n[:, None], pop.h[s].sum(0) / n[:, None]
-        for name, v in (("default", table.estimate), ("diary", diary_sums / np.maximum(diary_n, 1)[:, None]),
-                        ("cc", cc), ("cc_hard", cc_hard)):
-            out[name].append(v)
-        low.append(table.low)
-        high.append(table.high)
-        blocks = pooling_blocks(table.estimate, table.variance, cc, n, diary_sums, diary_n, st.day_minutes)
-        total = blocks if total is None else {k: total[k] + blocks[k] for k in blocks}
-        hard = n[:, None] * cc_hard if hard is None else hard + n[:, None] * cc_hard
-    k = len(st.labels)
-    rows, _ = pooled_rows({**total, "wb": np.zeros(k), "wb_n": np.zeros(k)}, st)
-    shape = (len(st.cells), k)
-    col = lambda key: np.array([r[key] for r in rows]).reshape(shape)  # noqa: E731
-    pooled = {"default": col("minutes"), "diary": col("minutes_diary_sample"), "cc": col("minutes_classify_count"),
-              "cc_hard": hard / np.maximum(total["n"], 1.0)[:, None]}
-    return Replication({e: np.stack(out[e] + [pooled[e]]) for e in ESTIMATORS}, np.stack(low + [col("ci_low")]),
-                       np.stack(high + [col("ci_high")]))
+        n = pop.d[s].sum(0)
+        for name, num, den in (("diary", pop.y[diary].sum(0), pop.d[diary].sum(0)), ("cc", pop.f[s].sum(0), n),
+                               ("cc_hard", pop.h[s].sum(0), n)):
+            ratios.setdefault(name, []).append((num, den))
+        cc = pop.f[s].sum(0) / np.maximum(n, 1.0)[:, None]
+        tables["default"].append((ppi.by_cell(tr, la, se, st.day_minutes), cc, np.maximum(n, 1.0)))
+        if dp:
+            std = dp.ppi_noise_std()["sensor_predicted"]
+            noisy = pop.f[s].sum(0) + rng.normal(0.0, std, pop.f[s].sum(0).shape)
+            lab_mech, tr_mech = dp.ppi_mechanisms()
+            sums = ppi_release.release(tr, la, noisy, std, lab_mech, tr_mech, rng, rng)
+            sampling = ppi.parts_by_cell(tr, la, se, np.full(len(st.labels), ppi_release.DP_LAMBDA))
+            n_dp = np.maximum(noisy.sum(1) / st.day_minutes, 1.0)
+            tables["dp_default"].append((ppi_release.estimate(sums, sampling, st.day_minutes), noisy / n_dp[:, None], n_dp))
+            b = ppi_release.pooling(sums, sampling, tr.d.sum(0), la.d.sum(0), st.day_minutes)
+            dp_total = b if dp_total is None else {k: dp_total[k] + b[k] for k in b}
+            ratios.setdefault("dp_cc", []).append((noisy, n_dp))
+            diary_noisy = tr_mech.apply({"diary": pop.y[diary].sum(0)}, rng)["diary"]  # one mechanism, all diary persons
+            ratios.setdefault("dp_diary", []).append((diary_noisy, np.maximum(diary_noisy.sum(1) / st.day_minutes, 1.0)))
+    estimates, low, high = {}, {}, {}
+    for name, per in ratios.items():  # minutes per day, kept within the day as the NSOs' tables are
+        clip = lambda a: np.clip(a, 0.0, st.day_minutes)  # noqa: E731
+        national = [clip(num / np.maximum(den, 1.0)[:, None]) for num, den in per]
+        pooled = clip(sum(num for num, _ in per) / np.maximum(sum(den for _, den in per), 1.0)[:, None])
+        estimates[name] = np.stack(national + [pooled])
+    for name, per in tables.items():
+        if name == "dp_default":  # the coordinator's pooled DP rows: from the summed released sums
+            t = ppi_release.pooled(dp_total, dp.ppi_noise_std(), st.day_minutes)
+            p_est, p_low, p_high = t.estimate, t.low, t.high
+        else:
+            p_est, p_low, p_high = _pool_tables(per, st)
+        estimates[name] = np.stack([t.estimate for t, _, _ in per] + [p_est])
+        low[name] = np.stack([t.low for t, _, _ in per] + [p_low])
+        high[name] = np.stack([t.high for t, _, _ in per] + [p_high])
+    return Replication(estimates, low, high)
 
 
 def pooled_truth(pops: dict[str, NSOPopulation]) -> np.ndarray:
@@ -165,48 +197,89 @@ def attainable(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]],
     return {name: float(np.nansum(np.sqrt(ideal[mask])) / np.nansum(np.sqrt(diary[mask]))) for name, mask in types.items()}
 
 
-def study(dataset: Dataset, model, st: Setting, inf_dir: Path, replications: int, seed: int,
-          progress: Callable[[str], None] | None = None) -> dict:
-    """Errors and interval coverage per row type over `replications` draws from the population
-    `dataset` (generate_population): mean absolute error of each estimator, the default's error
-    relative to the diary sample's and to classify-and-count's, the best such ratio the model allows
-    (`attainable`), coverage, interval width, and how many cells could not be estimated."""
-    nsos = [str(c) for c in dataset.windows["nso"].astype(str).unique()]
-    pops = {nso: nso_population(dataset, nso, model, st) for nso in nsos}
-    sizes = {nso: sample_sizes(inf_dir, nso) for nso in nsos}
+def _measure(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], st: Setting, dp: Setting | None,
+             replications: int, rng: np.random.Generator, progress: Callable[[str], None] | None) -> dict:
+    """Per row type: each estimator's mean absolute error against the population, and coverage and
+    width of the intervals of those that publish one."""
+    nsos = list(pops)
     truth = np.stack([pops[n].truth for n in nsos] + [pooled_truth(pops)])
-    rng = np.random.default_rng([seed, 20])
-    errors = {e: [] for e in ESTIMATORS}
-    held, width = [], []
+    errors, held, width = {}, {}, {}
     for r in range(replications):
-        rep = replicate(pops, sizes, st, rng)
-        for e in ESTIMATORS:
-            errors[e].append(np.abs(rep.estimates[e] - truth))
-        held.append((rep.low <= truth) & (truth <= rep.high))
-        width.append(rep.high - rep.low)
+        rep = replicate(pops, sizes, st, rng, dp)
+        for e, v in rep.estimates.items():
+            errors.setdefault(e, []).append(np.abs(v - truth))
+        for e in rep.low:
+            held.setdefault(e, []).append((rep.low[e] <= truth) & (truth <= rep.high[e]))
+            width.setdefault(e, []).append(rep.high[e] - rep.low[e])
         if progress and (r + 1) % max(1, replications // 5) == 0:
             progress(f"    replication {r + 1}/{replications}")
     err = {e: np.stack(v) for e, v in errors.items()}  # [R, nsos + 1, cells, K]
-    held_a, width_a = np.stack(held), np.stack(width)
-    types = row_types(st, len(nsos))
-    best = attainable(pops, sizes, types)
-    out = {"replications": replications, "population_persons": int(sum(len(p.d) for p in pops.values())),
-           "sample_persons": sizes, "row_types": {}}
-    for name, mask in types.items():
+    persons = {kind: np.stack([sizes[n][kind] * (pops[n].d > 0).mean(0) for n in nsos]) for kind in ("sensor", "labelled", "trained")}
+    out = {}
+    for name, mask in row_types(st, len(nsos)).items():
         sel = lambda a: a[:, mask]  # noqa: E731  [R, rows, K]
         ok = np.isfinite(sel(err["default"]))
-        mae = {e: float(np.nanmean(np.where(ok, sel(err[e]), np.nan))) for e in ESTIMATORS}
+        row = {"mae_minutes": {e: float(np.nanmean(np.where(ok, sel(v), np.nan))) for e, v in err.items()},
+               "coverage": {e: float(sel(np.stack(v))[ok].mean()) for e, v in held.items()},
+               "ci_width_minutes": {e: float(sel(np.stack(v))[ok].mean()) for e, v in width.items()},
+               "cells_not_estimated": float(1.0 - ok.mean())}
+        if name != "pooled":
+            row["persons_per_cell"] = {k: float(v[mask[:-1]].mean()) for k, v in persons.items()}
+        out[name] = row
+    return out
+
+
+def study(dataset: Dataset, model, st: Setting, inf_dir: Path, replications: int, seed: int,
+          progress: Callable[[str], None] | None = None, epsilon: float | None = None,
+          size_scales: tuple[float, ...] = ()) -> dict:
+    """Errors and interval coverage per row type over `replications` draws from the population
+    `dataset` (generate_population): mean absolute error of each estimator, the default's error
+    relative to the diary sample's and to classify-and-count's, the best such ratio the model allows
+    (`attainable`), coverage, interval width, and how many cells could not be estimated. With an
+    `epsilon`, the DP release beside it (its error growth over the non-private estimate's, its
+    coverage), also with every sample `size_scales` x larger (the model fixed)."""
+    nsos = [str(c) for c in dataset.windows["nso"].astype(str).unique()]
+    pops = {nso: nso_population(dataset, nso, model, st) for nso in nsos}
+    sizes = {nso: sample_sizes(inf_dir, nso) for nso in nsos}
+    dp = None
+    if epsilon is not None:
+        dp = replace(st, cfg=st.cfg.model_copy(update={"epsilon": epsilon, "estimator": "ppi"}))
+    rng = np.random.default_rng([seed, 20])
+    measured = _measure(pops, sizes, st, dp, replications, rng, progress)
+    best = attainable(pops, sizes, row_types(st, len(nsos)))
+    out = {"replications": replications, "population_persons": int(sum(len(p.d) for p in pops.values())),
+           "sample_persons": sizes, "epsilon": epsilon, "row_types": {}}
+    for name, row in measured.items():
+        mae = row["mae_minutes"]
         out["row_types"][name] = {
             "mae_minutes": mae, "ratio_to_diary": mae["default"] / mae["diary"],
             "ratio_to_classify_count": mae["default"] / mae["cc"],
             "ratio_to_classify_count_hard": mae["default"] / mae["cc_hard"], "attainable_ratio_to_diary": best[name],
-            "coverage": float(sel(held_a)[ok].mean()), "ci_width_minutes": float(sel(width_a)[ok].mean()),
-            "cells_not_estimated": float(1.0 - ok.mean())}
+            "coverage": row["coverage"]["default"], "ci_width_minutes": row["ci_width_minutes"]["default"],
+            "cells_not_estimated": row["cells_not_estimated"], **_dp_figures(row)}
+    if dp is not None:
+        out["dp_scales"] = {"1": {name: _dp_figures(row) for name, row in measured.items()}}
+        for scale in size_scales:
+            if progress:
+                progress(f"    samples x{scale:g}")
+            bigger = {n: {k: max(1, int(round(v * scale))) for k, v in z.items()} for n, z in sizes.items()}
+            rows = _measure(pops, bigger, st, dp, replications, rng, progress)
+            out["dp_scales"][f"{scale:g}"] = {name: _dp_figures(row) for name, row in rows.items()}
     return out
 
 
+def _dp_figures(row: dict) -> dict:
+    mae = row["mae_minutes"]
+    if "dp_default" not in mae:
+        return {}
+    return {"dp_mae_minutes": {e: mae[e] for e in ("dp_default", "dp_diary", "dp_cc")},
+            "dp_growth_minutes": mae["dp_default"] - mae["default"], "non_private_mae_minutes": mae["default"],
+            "dp_coverage": row["coverage"]["dp_default"], "persons_per_cell": row.get("persons_per_cell")}
+
+
 def replication_study(run_dir: Path, release_dir: Path, replications: int = 50, scale: float = 8.0,
-                      progress: Callable[[str], None] | None = None) -> dict:
+                      progress: Callable[[str], None] | None = None, epsilon: float | None = None,
+                      size_scales: tuple[float, ...] = ()) -> dict:
     """`study` for a finished time-use run (its config, data split and released model) and one of
     its non-private releases (its setting: cells, estimator, days per person)."""
     cfg = load_config(run_dir / "config.toml")
@@ -224,4 +297,4 @@ def replication_study(run_dir: Path, release_dir: Path, replications: int = 50, 
         progress(f"    population: {scale:g} x the diary persons per NSO")
     population = generate_population(cfg.data.generate, scale)
     subdir = prepare_sensor_only(cfg, dataset, str(data_dir))  # the run's split (a no-op when it is on disk)
-    return study(population, model, st, data_dir / subdir, replications, cfg.seed, progress)
+    return study(population, model, st, data_dir / subdir, replications, cfg.seed, progress, epsilon, size_scales)
