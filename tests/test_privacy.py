@@ -116,6 +116,24 @@ def test_person_level_run_accounts_with_the_person_sampling_rate(tmp_path):
         assert _google(hist, p["delta"], "pld") == pytest.approx(p["per_nso_epsilon"][nso], rel=1e-3)
 
 
+def test_the_pooled_data_ceiling_runs_person_level_dp_sgd_over_all_nsos_persons(tmp_path):
+    """engine = centralized with [privacy]: one curator, DP-SGD over the pooled persons, accounted
+    like an NSO (dp-accounting recomputes it), never a silent non-private ceiling."""
+    sets = ["--set", "engine.name='centralized'", "--set", "privacy.enabled=true", "--set", "privacy.unit='person'",
+            "--set", "privacy.target_epsilon=2.0", "--set", "privacy.person_batch_size=8", "--set", "federation.rounds=2"]
+    code, s, out = _run(tmp_path, "ceiling", *sets)
+    assert code == 0
+    p = s["privacy"]
+    persons = sum(w["train_persons"] for w in json.loads((out / "manifest.json").read_text())["windows"].values())
+    hist = p["history"]["pooled"]
+    assert p["scope"] == "centralized" and len(hist) == 2
+    assert hist[0]["sample_rate"] == pytest.approx(8 / persons)  # persons of every NSO, each counted once
+    assert p["epsilon"] <= 2.0 * (1 + 1e-6)
+    assert _google(hist, p["delta"], "pld") == pytest.approx(p["epsilon"], rel=1e-3)
+    code, plain, _ = _run(tmp_path, "plain", "--set", "engine.name='centralized'", "--set", "federation.rounds=2")
+    assert code == 0 and plain["final"]["macro_f1"] != s["final"]["macro_f1"]  # the noise and clipping did act
+
+
 @pytest.mark.parametrize("override, expected", [
     (["privacy.delta=0.5"], "privacy.delta = 0.5 must be below 1/n for every NSO"),
     (["privacy.secure_mode=true"], "needs torchcsprng"),

@@ -45,7 +45,9 @@ def test_sweep_runs_every_point_in_parallel_and_reports(tmp_path, capsys):
     sweep = _sweep_file(tmp_path)
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "par"), "--workers", "2"]) == 0
     table = pd.read_csv(tmp_path / "par" / "results.csv")
-    assert sorted(table.role) == ["centralized", "grid", "grid", "non_private"]
+    assert sorted(table.role) == ["centralized", "centralized_dp", "centralized_dp", "grid", "grid", "non_private"]
+    ceiling = table[table.role == "centralized_dp"].sort_values("grid.privacy.target_epsilon")
+    assert list(ceiling.privacy_scope) == ["centralized"] * 2 and (ceiling.epsilon <= ceiling["grid.privacy.target_epsilon"] + 1e-6).all()
     grid = table[table.role == "grid"].sort_values("grid.privacy.target_epsilon")
     assert list(grid["grid.privacy.target_epsilon"]) == [2.0, 8.0]
     assert grid.epsilon.iloc[0] <= 2.0001 and grid.epsilon.iloc[1] <= 8.0001

@@ -90,11 +90,15 @@ def _lost_replies(history: list[dict[str, Any]], entry: dict[str, Any], accounte
 
 def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: list[str],
                     events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Everything needed to recompute each NSO's epsilon with another accountant (docs/privacy.md)."""
+    """Everything needed to recompute each NSO's epsilon with another accountant (docs/privacy.md);
+    for the centralized engine, the pooled curator's (its one history, `pooled`)."""
     if not cfg.privacy.enabled:
         return {"enabled": False}
-    if cfg.privacy.federation:
+    centralized = cfg.engine.name == "centralized"
+    if cfg.privacy.federation and not centralized:
         return federation_privacy_summary(cfg, rows, events or [])
+    if centralized:
+        nsos = ["pooled"]
     history: dict[str, list[dict[str, Any]]] = {n: [] for n in nsos}
     epsilon: dict[str, float] = {}
     exhausted: dict[str, int | None] = {n: None for n in nsos}
@@ -113,7 +117,8 @@ def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: lis
                 history[n].append(entry)
     tight = {n: _tightest(e, history[n], cfg.privacy.delta) for n, e in epsilon.items()}
     return {
-        "enabled": True, "scope": "nso", "epsilon": max(e for e, _ in tight.values()) if tight else 0.0,
+        "enabled": True, "scope": "centralized" if centralized else "nso",
+        "epsilon": max(e for e, _ in tight.values()) if tight else 0.0,
         "per_nso_epsilon": {n: e for n, (e, _) in tight.items()},
         "per_nso_epsilon_by": {n: by for n, (_, by) in tight.items()}, "per_nso_epsilon_accounted": epsilon,
         "delta": cfg.privacy.delta, "unit": cfg.privacy.unit, "accountant": cfg.privacy.accountant,

@@ -92,6 +92,14 @@ def privacy_utility(table: pd.DataFrame, out: Path, metric: str = "macro_f1") ->
             stats = stats.sort_values("eps")
             ax.errorbar(stats.eps, stats.m, yerr=stats.sd.fillna(0), marker="o", capsize=3,
                         label=f"{name}: {describe(s.iloc[0], lines)}" if lines else name)
+        ceiling = table[(table.role == "centralized_dp") & np.isfinite(table.epsilon)]
+        ceiling = ceiling[ceiling.privacy_unit == sub.privacy_unit.iloc[0]]  # its scope reads 'centralized'
+        if len(ceiling):
+            by = [c for c in EPSILON_KEYS if c in ceiling.columns and ceiling[c].notna().any()] or ["role"]
+            c_stats = ceiling.groupby(by, dropna=False).agg(eps=("epsilon", "mean"), m=(metric, "mean"),
+                                                            sd=(metric, "std")).sort_values("eps")
+            ax.errorbar(c_stats.eps, c_stats.m, yerr=c_stats.sd.fillna(0), marker="s", linestyle=":", color="black",
+                        capsize=3, label="pooled-data DP ceiling (one curator, same epsilon)")
         _references(ax, table, metric)
         ax.set_xscale("log")
         ticks = sorted({round(e, 2) for e in sub.epsilon})

@@ -6,7 +6,8 @@ Sweep file (TOML):
     base = "baseline.toml"          # experiment config, relative to this file
     seeds = [0, 1]
     workers = 2                     # parallel processes; results do not depend on it
-    references = true               # add non-private federated and centralized runs per seed
+    references = true               # add non-private federated and centralized runs per seed, and each
+                                    # private point's pooled-data DP ceiling (centralized, same epsilon)
     [sweep.set]                     # fixed overrides for every point
     "privacy.enabled" = true
     [sweep.grid]                    # every combination of these values
@@ -175,8 +176,15 @@ def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
             off = {"privacy": {"enabled": False}, "secure_aggregation": {"enabled": False}}
             todo += [("non_private", c, off) for c in ref_combos]
             todo += [("centralized", c, deep_merge(off, {"engine": {"name": "centralized"}})) for c in ref_combos]
+            # each private grid point's pooled-data DP ceiling: one curator, the same epsilon (issue 21)
+            todo += [("centralized_dp", c, {"engine": {"name": "centralized"}}) for c in combos]
         for role, values, extra_set in todo:
-            cfg_raw = deep_merge(deep_merge(deep_merge(base, extra_set), nest(values)), {"seed": seed})
+            if role == "centralized_dp":  # the grid point itself, on the centralized engine
+                cfg_raw = deep_merge(deep_merge(deep_merge(base, nest(values)), extra_set), {"seed": seed})
+                if cfg_raw.get("inference", {}).get("enabled") or not cfg_raw.get("privacy", {}).get("enabled"):
+                    continue  # time-use runs have no centralized form; a non-private point's ceiling is the reference
+            else:
+                cfg_raw = deep_merge(deep_merge(deep_merge(base, extra_set), nest(values)), {"seed": seed})
             where = f"{path}: point {role} seed={seed} " + " ".join(f"{k}={v!r}" for k, v in values.items())
             cfg = _validate(cfg_raw, where)
             for name, file in (("data.path", cfg.data.path), ("data.schema", cfg.data.schema_file)):
