@@ -64,7 +64,7 @@ def test_estimates_from_noisy_sums_are_unbiased_and_their_intervals_hold_nationa
             t = ppi_release.estimate(sums, sampling, DAY)
             held.append((t.low[0] <= truth) & (truth <= t.high[0]))
             err.append(t.estimate[0] - truth)
-            b = ppi_release.pooling(sums, sampling, groups[0].d.sum(0), groups[1].d.sum(0), DAY)
+            b = ppi_release.pooling(sums, sampling, DAY)
             total = b if total is None else {k: total[k] + b[k] for k in b}
         p = ppi_release.pooled(total, std, DAY)
         held_pooled.append((p.low[0] <= truth) & (truth <= p.high[0]))

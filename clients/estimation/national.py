@@ -176,9 +176,7 @@ def _ppi(data_dir: str, nso: str, st: Setting, model, sensor: Sample, p_sensor, 
                                tr_mech, noise.generator("time-use-labelled", st.release),
                                noise.generator("time-use-trained", st.release))
     sampling = ppi.parts_by_cell(trained, labelled, sensor_group, np.full(len(st.labels), ppi_release.DP_LAMBDA))
-    days_t, days_l = trained.d.sum(0), labelled.d.sum(0)
-    return (ppi_release.estimate(sums, sampling, st.day_minutes),
-            ppi_release.pooling(sums, sampling, days_t, days_l, st.day_minutes))
+    return ppi_release.estimate(sums, sampling, st.day_minutes), ppi_release.pooling(sums, sampling, st.day_minutes)
 
 
 def _diary(sample: Sample, st: Setting) -> tuple[np.ndarray, np.ndarray]:

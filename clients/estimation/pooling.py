@@ -64,10 +64,13 @@ def estimates_layout(cells: int, k: int, max_person_days: int, max_diary_days: i
     )
     if dp_ppi_noise_std is not None:
         room = 2.0 * dp_ppi_noise_std  # |noise| < 4 x (bound + 2 sd): beyond 8 sd, with probability < 1e-15
+        room_d = 2.0 * np.sqrt(k) * dp_ppi_noise_std / day_minutes
         blocks += (
             ("ppi_sensor", (cells, k), n * day_minutes + room), ("ppi_labelled_diary", (cells, k), d * day_minutes + room),
             ("ppi_labelled_predicted", (cells, k), d * day_minutes + room), ("ppi_trained", (cells, k), d * day_minutes + room),
-            ("ppi_t2var", (cells, k), (d * day_minutes) ** 2), ("ppi_l2var", (cells, k), (d * day_minutes) ** 2),
-            ("ppi_t", (cells,), d), ("ppi_l", (cells,), d), ("ppi_nsos", (1,), 1.0),
+            # released person-days = minutes summed over the k activities / day: their noise is sqrt(k) x larger
+            ("ppi_t2var", (cells, k), ((d + room_d) * day_minutes) ** 2),
+            ("ppi_l2var", (cells, k), ((d + room_d) * day_minutes) ** 2),
+            ("ppi_t", (cells,), d + room_d), ("ppi_l", (cells,), d + room_d), ("ppi_nsos", (1,), 1.0),
         )
     return Layout(blocks)

@@ -109,14 +109,14 @@ def _quality_variances(sampling: ppi.CellParts, day_minutes: float) -> tuple[np.
             np.where(np.isfinite(sampling.var_p), sampling.var_p, widest))
 
 
-def pooling(sums: Sums, sampling: ppi.CellParts, days_trained: np.ndarray, days_labelled: np.ndarray,
-            day_minutes: float) -> dict[str, np.ndarray]:
+def pooling(sums: Sums, sampling: ppi.CellParts, day_minutes: float) -> dict[str, np.ndarray]:
     """This NSO's share of the pooled DP estimate: its released sums (summed over NSOs they are the
     pooled release - post-processing, no further budget) and, for the pooled interval (a quality
-    figure beside the release, like the national intervals), its sampling variances weighted by its
-    person-days per cell [cells]."""
-    d_t, d_l = np.maximum(days_trained, 1.0), np.maximum(days_labelled, 1.0)
-    var_t, var_p = _quality_variances(sampling, day_minutes)
+    figure beside the release, like the national intervals and n2var), its sampling variances, at
+    most day_minutes^2, weighted by its released (noisy) person-days: no exact count leaves the NSO."""
+    d_t = _days(sums.trained_diary, day_minutes)[:, 0]
+    d_l = _days(sums.labelled_diary, day_minutes)[:, 0]
+    var_t, var_p = (np.minimum(v, day_minutes ** 2) for v in _quality_variances(sampling, day_minutes))
     return {"ppi_sensor": sums.sensor_predicted, "ppi_labelled_diary": sums.labelled_diary,
             "ppi_labelled_predicted": sums.labelled_predicted, "ppi_trained": sums.trained_diary,
             "ppi_t2var": d_t[:, None] ** 2 * var_t, "ppi_l2var": d_l[:, None] ** 2 * var_p, "ppi_t": d_t, "ppi_l": d_l,

@@ -125,7 +125,7 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
             sampling = ppi.parts_by_cell(tr, la, se, np.full(len(st.labels), ppi_release.DP_LAMBDA))
             n_dp = np.maximum(noisy.sum(1) / st.day_minutes, 1.0)
             tables["dp_default"].append((ppi_release.estimate(sums, sampling, st.day_minutes), noisy / n_dp[:, None], n_dp))
-            b = ppi_release.pooling(sums, sampling, tr.d.sum(0), la.d.sum(0), st.day_minutes)
+            b = ppi_release.pooling(sums, sampling, st.day_minutes)
             dp_total = b if dp_total is None else {k: dp_total[k] + b[k] for k in b}
             ratios.setdefault("dp_cc", []).append((noisy, n_dp))
             diary_noisy = tr_mech.apply({"diary": pop.y[diary].sum(0)}, rng)["diary"]  # one mechanism, all diary persons
