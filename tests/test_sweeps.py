@@ -42,7 +42,7 @@ workers = 2
 
 
 def test_sweep_runs_every_point_in_parallel_and_reports(tmp_path, capsys):
-    sweep = _sweep_file(tmp_path)
+    sweep = _sweep_file(tmp_path, extra="dp_ceiling = true")
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "par"), "--workers", "2"]) == 0
     table = pd.read_csv(tmp_path / "par" / "results.csv")
     assert sorted(table.role) == ["centralized", "centralized_dp", "centralized_dp", "grid", "grid", "non_private"]

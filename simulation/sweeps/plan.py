@@ -6,8 +6,8 @@ Sweep file (TOML):
     base = "baseline.toml"          # experiment config, relative to this file
     seeds = [0, 1]
     workers = 2                     # parallel processes; results do not depend on it
-    references = true               # add non-private federated and centralized runs per seed, and each
-                                    # private point's pooled-data DP ceiling (centralized, same epsilon)
+    references = true               # add non-private federated and centralized runs per seed
+    dp_ceiling = false              # add each private point's pooled-data DP ceiling (centralized, same epsilon)
     [sweep.set]                     # fixed overrides for every point
     "privacy.enabled" = true
     [sweep.grid]                    # every combination of these values
@@ -56,6 +56,8 @@ class SweepSpec(BaseModel):
                                            description="sets of keys that go together, each x the grid")
     workers: int = Field(2, ge=1, le=64)
     references: bool = True
+    dp_ceiling: bool = Field(False, description="add each private grid point's pooled-data DP ceiling (the point on "
+                                                "the centralized engine): one more run per private point")
 
 
 @dataclass
@@ -176,7 +178,7 @@ def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
             off = {"privacy": {"enabled": False}, "secure_aggregation": {"enabled": False}}
             todo += [("non_private", c, off) for c in ref_combos]
             todo += [("centralized", c, deep_merge(off, {"engine": {"name": "centralized"}})) for c in ref_combos]
-            # each private grid point's pooled-data DP ceiling: one curator, the same epsilon (issue 21)
+        if spec.dp_ceiling:  # each private grid point's pooled-data DP ceiling: one curator, the same epsilon
             todo += [("centralized_dp", c, {"engine": {"name": "centralized"}}) for c in combos]
         for role, values, extra_set in todo:
             if role == "centralized_dp":  # the grid point itself, on the centralized engine
