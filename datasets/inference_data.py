@@ -90,7 +90,7 @@ def prepare_inference(diary: Dataset, sensor_only: Dataset, out_dir: Path | str,
     persons and windows as its prepared partition's test set), diary-<NSO>.npz (its train and test
     persons' labels, for comparison), trained-<NSO>.npz (the train persons' labels and
     features: their predictions tune the prediction-powered estimate), and
-    truth/truth-<NSO>.npz (the sensor-only persons' diaries)."""
+    truth/truth-<NSO>.npz (the sensor-only persons' diaries, where they exist: simulated samples)."""
     out = Path(out_dir)
     schema = diary.schema
     labels = window_split(diary.windows, split_persons(diary.windows, seed, test_fraction, holdout_fraction))
@@ -103,7 +103,9 @@ def prepare_inference(diary: Dataset, sensor_only: Dataset, out_dir: Path | str,
         in_nso = (diary.windows["nso"].astype(str) == nso).to_numpy()
         s = _sample_arrays(sw, sensor_only.persons, schema, with_x=True)
         _, _, wb = encode(sw, schema)
-        _save(out / TRUTH_DIR / f"truth-{nso}.npz", {"y": s.pop("y"), "wellbeing": wb})
+        y = s.pop("y")
+        if not sw["activity"].isna().all():  # simulated: their diaries exist, for evaluation only
+            _save(out / TRUTH_DIR / f"truth-{nso}.npz", {"y": y, "wellbeing": wb})
         _save(out / f"sensor-{nso}.npz", s)
         _save(out / f"labelled-{nso}.npz", _sample_arrays(diary.windows[in_nso & (labels == "test")], diary.persons,
                                                           schema, with_x=True))

@@ -53,23 +53,27 @@ def find_windows_file(path: Path) -> Path:
 
 
 def load_windows(path: Path | str, schema: TableSchema | None = None, assign: int | None = None,
-                 seed: int = 0) -> pd.DataFrame:
+                 seed: int = 0, labelled: bool = True) -> pd.DataFrame:
     """Load and validate a window table (file, or dataset directory) against `schema` (default:
     the one beside the data, else the simulator's); `assign` spreads its persons over that many NSOs."""
     file = find_windows_file(Path(path))
     schema = schema or resolve_schema(path)
     raw = _read_table(file)
     if assign is not None:
+        if not labelled:
+            raise UserError("--nsos spreads persons stratified by their labels; a sensor-only table has none: give it "
+                            "an 'nso' column")
         raw = assign_nsos(raw, assign, seed, schema.label.column, str(file))
-    return validate_windows(raw, str(file), schema)
+    return validate_windows(raw, str(file), schema, labelled)
 
 
 def load_dataset(path: Path | str, schema_path: Path | str | None = None, assign: int | None = None,
-                 seed: int = 0) -> Dataset:
-    """Windows (validated), its schema and, where present, the persons table."""
+                 seed: int = 0, labelled: bool = True) -> Dataset:
+    """Windows (validated), its schema and, where present, the persons table; `labelled=False` for
+    a sensor-only table (no label column)."""
     file = find_windows_file(Path(path))
     schema = resolve_schema(path, schema_path)
-    windows = load_windows(file, schema, assign, seed)
+    windows = load_windows(file, schema, assign, seed, labelled)
     persons = pd.DataFrame()
     for fmt in FORMATS:
         candidate = file.parent / f"persons.{fmt}"
@@ -98,6 +102,8 @@ def write_dataset(dataset: Dataset, out_dir: Path | str, fmt: str = "parquet") -
         schema.wellbeing.column if schema.wellbeing else "wellbeing")})
     if schema.wellbeing is None:
         windows = windows.drop(columns=["wellbeing"], errors="ignore")
+    if windows[schema.label.column].isna().all():  # a sensor-only table: no diary, no label column
+        windows = windows.drop(columns=[schema.label.column])
     if not schema.builtin:
         written.append(write_schema(schema, out / SCHEMA_FILE))
     for name, table in (("windows", windows), ("persons", dataset.persons)):

@@ -44,15 +44,21 @@ def _numeric(df: pd.DataFrame, col: str, problems: list[str]) -> pd.Series | Non
     return converted.astype(np.float64)
 
 
-def _columns(df: pd.DataFrame, where: str, schema: TableSchema) -> None:
-    """Empty tables and missing or undeclared columns end validation at once."""
+def _columns(df: pd.DataFrame, where: str, schema: TableSchema, labelled: bool = True) -> None:
+    """Empty tables and missing or undeclared columns end validation at once; a sensor-only table
+    (`labelled=False`: persons without diaries) has every column but the label."""
     if len(df) == 0:
         raise DataValidationError(f"{where}: the table is empty (no rows); a window table needs at least "
                                   f"{MIN_PERSONS} persons per NSO")
     required, optional = schema.columns()
-    missing = [c for c in required if c not in df.columns]
-    unknown = [c for c in df.columns if c not in required + optional]
     problems: list[str] = []
+    if not labelled:
+        required = tuple(c for c in required if c != schema.label.column)
+        if schema.label.column in df.columns:
+            problems.append(f"column '{schema.label.column}' holds diary labels, which a sensor-only table does not "
+                            "have; drop it, or import the table as a diary sample (without --sensor-only)")
+    missing = [c for c in required if c not in df.columns]
+    unknown = [c for c in df.columns if c not in required + optional and not (not labelled and c == schema.label.column)]
     if missing:
         hint = ("; a table without an 'nso' column can be spread over NSOs with data.assign_nsos = N "
                 "(or `ppml data import --nsos N`)") if "nso" in missing else ""
@@ -64,9 +70,10 @@ def _columns(df: pd.DataFrame, where: str, schema: TableSchema) -> None:
         raise DataValidationError(_message(where, problems))
 
 
-def _keys(df: pd.DataFrame, out: dict, problems: list[str], schema: TableSchema) -> None:
-    """nso, person_id and the label as text; day and slot as whole numbers in range."""
-    for col, name in (("nso", "nso"), ("person_id", "person_id"), (schema.label.column, "activity")):
+def _keys(df: pd.DataFrame, out: dict, problems: list[str], schema: TableSchema, labelled: bool = True) -> None:
+    """nso, person_id and the label (if labelled) as text; day and slot as whole numbers in range."""
+    keys = [("nso", "nso"), ("person_id", "person_id")] + ([(schema.label.column, "activity")] if labelled else [])
+    for col, name in keys:
         s = df[col]
         if s.isna().any():
             problems.append(f"column '{col}' has empty values in {_rows(s.isna())}; it may not be empty")
@@ -133,14 +140,17 @@ def _table_rules(table: pd.DataFrame, problems: list[str]) -> None:
                         "into train, test and held-out sets (one person each at the least)")
 
 
-def validate_windows(df: pd.DataFrame, source: str, schema: TableSchema = BUILTIN) -> pd.DataFrame:
+def validate_windows(df: pd.DataFrame, source: str, schema: TableSchema = BUILTIN, labelled: bool = True) -> pd.DataFrame:
     """Check `df` against `schema` (docs/data_format.md); return it with normalised dtypes and
-    internal column names, or raise one error that lists every problem found."""
+    internal column names, or raise one error that lists every problem found. `labelled=False`: a
+    sensor-only table, without the label column (its `activity` is left empty)."""
     where = f"{source}"
-    _columns(df, where, schema)
+    _columns(df, where, schema, labelled)
     out: dict = {}
     problems: list[str] = []
-    _keys(df, out, problems, schema)
+    _keys(df, out, problems, schema, labelled)
+    if not labelled:
+        out["activity"] = pd.Series(np.full(len(df), schema.labels[0], dtype=object), index=df.index)
     for spec in schema.features:
         _feature(df, spec.name, spec.bounds()[0], upper_bound(schema, spec), out, problems,
                  code=spec.kind == "code", missing_ok=spec.missing)
@@ -160,7 +170,8 @@ def validate_windows(df: pd.DataFrame, source: str, schema: TableSchema = BUILTI
         raise DataValidationError(_message(where, problems))
     table["nso"] = pd.Categorical(table["nso"], categories=list(dict.fromkeys(table["nso"])))
     table["person_id"] = pd.Categorical(table["person_id"], categories=list(dict.fromkeys(table["person_id"])))
-    table["activity"] = pd.Categorical(table["activity"], categories=list(schema.labels))
+    table["activity"] = pd.Categorical(table["activity"] if labelled else [None] * len(table),
+                                       categories=list(schema.labels))
     if "wellbeing" not in table:
         table["wellbeing"] = np.float32(np.nan)
     return table[list(KEYS) + [f.name for f in schema.features] + ["activity", "wellbeing"]]

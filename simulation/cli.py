@@ -33,6 +33,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--nsos", type=int, help="spread the persons of a table without an nso column over N NSOs "
                                               "(stratified by label)")
     imp.add_argument("--seed", type=int, default=0, help="seed of that assignment (default 0)")
+    imp.add_argument("--sensor-only", action="store_true", help="a sensor-only sample: persons who wore the devices "
+                     "and kept no diary (no label column), for time-use estimation (inference.sensor_only_path)")
     imp.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     conv = dsub.add_parser("convert", help="a public wearable dataset shipped by a registry package, as a dataset")
     conv.add_argument("name", help="dataset: seglearn-watch")

@@ -88,9 +88,10 @@ class ExperimentConfig(BaseModel):
                              "implemented in DP-SGD training; use 'fedavg' or 'fedadam' with DP")
         check_federation_scope(self.privacy, self.secure_aggregation.enabled, self.federation.strategy,
                                self.federation.fraction_fit)
-        if self.inference.enabled and self.data.path:
-            raise ValueError("inference.enabled with data.path: the sensor-only sample (persons without diaries) is "
-                             "simulated with the generated data; importing a real one is not supported yet")
+        if self.inference.enabled and self.data.path and not self.inference.sensor_only_path:
+            raise ValueError("inference.enabled with data.path needs inference.sensor_only_path: the NSOs' own "
+                             "sensor-only persons (a table without diaries, `ppml data import --sensor-only`); "
+                             "the simulator's would not match imported data")
         if self.audit.enabled and self.audit.canaries > 10 * max(1, self._persons()):
             raise ValueError(f"audit.canaries = {self.audit.canaries}: more than 10x the persons of the data; the "
                              "canaries would be most of what is trained on")
@@ -181,14 +182,15 @@ def read_toml(path: Path | str) -> dict[str, Any]:
 
 
 def resolve_data_files(raw: dict[str, Any], relative_to: Path) -> None:
-    """data.path and data.schema name files relative to the config file that names them (as given,
-    relative to the working directory, when nothing is there)."""
+    """data.path, data.schema and inference.sensor_only_path name files relative to the config file
+    that names them (as given, relative to the working directory, when nothing is there)."""
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    for key in ("path", "schema", "schema_file"):
-        value = data.get(key)
+    inference = raw.get("inference") if isinstance(raw.get("inference"), dict) else {}
+    for table, key in [(data, k) for k in ("path", "schema", "schema_file")] + [(inference, "sensor_only_path")]:
+        value = table.get(key)
         if isinstance(value, str) and not Path(value).is_absolute():
             candidate = relative_to / value
-            data[key] = str(candidate.resolve() if candidate.exists() else Path(value))
+            table[key] = str(candidate.resolve() if candidate.exists() else Path(value))
 
 
 def load_config(path: Path | str | None, overrides: list[str] | None = None,

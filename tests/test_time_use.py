@@ -216,7 +216,7 @@ def test_a_mechanism_refuses_a_block_it_has_not_accounted():
     (["inference.groups=['region']"], "inference.groups"),
     (["inference.epsilon=-1"], "inference.epsilon"),
     (["inference.enabled=true", "engine.name='centralized'"], "runs in the NSOs of a federation"),
-    (["inference.enabled=true", "data.path='x'"], "importing a real one is not supported yet"),
+    (["inference.enabled=true", "data.path='x'"], "needs inference.sensor_only_path"),
 ])
 def test_a_bad_inference_config_gets_one_clear_message(tmp_path, capsys, sets, expected):
     argv = ["run", "--quiet", "--set", f"output.dir='{tmp_path}'"] + [a for s in sets for a in ("--set", s)]
@@ -248,3 +248,39 @@ def test_a_sweep_over_release_epsilons_reports_time_use(tmp_path):
     assert main(["report", str(tmp_path / "sw")]) == 0
     report = (tmp_path / "sw" / "report" / "report.md").read_text()
     assert "## Time-use statistics" in report and (tmp_path / "sw" / "report" / "time_use.png").exists()
+
+
+def test_an_nso_estimates_from_its_own_imported_sensor_only_table(tmp_path, capsys):
+    """Real sensor-only persons (no diaries): `ppml data import --sensor-only`, then a run on imported
+    diary data with inference.sensor_only_path; no truth exists, so no error is claimed."""
+    from datasets.io import write_dataset
+    from datasets.synthetic.generator import GeneratorSettings, generate, generate_sensor_only
+
+    settings = GeneratorSettings(nsos=["FI", "NL", "PL"], persons_scale=0.3)
+    write_dataset(generate(settings), tmp_path / "diary")
+    sensor = generate_sensor_only(settings, 3.0)
+    write_dataset(sensor, tmp_path / "with_labels")  # a table that still has its diaries: refused as sensor-only
+    capsys.readouterr()
+    assert main(["data", "import", str(tmp_path / "with_labels"), "--out", str(tmp_path / "x"), "--sensor-only"]) == 2
+    err = capsys.readouterr().err
+    assert "holds diary labels, which a sensor-only table does not have" in err and "Traceback" not in err
+    sensor.windows["activity"] = pd.Categorical([None] * len(sensor.windows), categories=sensor.windows["activity"].cat.categories)
+    write_dataset(sensor, tmp_path / "raw")
+    assert main(["data", "import", str(tmp_path / "raw"), "--out", str(tmp_path / "sensor"), "--sensor-only"]) == 0
+
+    base = {"data": {"path": str(tmp_path / "diary")}, "federation": {"rounds": 2},
+            "inference": {"enabled": True, "bootstrap": 20}, "output": {"dir": str(tmp_path / "runs")}}
+    missing = tmp_path / "missing.toml"
+    missing.write_text(tomli_w.dumps(base))
+    capsys.readouterr()
+    assert main(["run", str(missing), "--quiet"]) == 2
+    assert "needs inference.sensor_only_path" in capsys.readouterr().err
+    base["inference"]["sensor_only_path"] = str(tmp_path / "sensor")
+    cfg = tmp_path / "own.toml"
+    cfg.write_text(tomli_w.dumps(base))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "own"), "--quiet"]) == 0
+    tu = json.loads((tmp_path / "own" / "summary.json").read_text())["time_use"]
+    assert tu["truth"].startswith("none") and tu["mae_minutes"] is None and tu["ci_coverage"] is None
+    table = pd.read_csv(tmp_path / "own" / "time_use.csv")
+    assert table.true_minutes.isna().all() and table.minutes.notna().any()
+    assert set(table.nso) == {"FI", "NL", "PL", "ALL"}

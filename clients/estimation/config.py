@@ -15,6 +15,9 @@ class InferenceConfig(BaseModel):
     enabled: bool = False
     sensor_only_scale: float = Field(3.0, gt=0, le=100, description="simulation: sensor-only persons per diary "
                                      "person, in each NSO")
+    sensor_only_path: str | None = Field(None, description="the NSOs' own sensor-only sample: a dataset directory "
+                                         "or table without a label column (`ppml data import --sensor-only`); "
+                                         "none = simulated")
     estimator: Literal["auto", "ppi", "acc", "pacc"] = Field(
         "auto", description="ppi: prediction-powered, both samples (clients/estimation/ppi.py; under DP "
                             "ppi_release.py); acc/pacc: adjusted classify-and-count on hard or probabilistic "

@@ -122,11 +122,12 @@ def _write(dataset, out: Path, fmt: str, console: Console, extra: dict) -> None:
 def _import(args: argparse.Namespace, console: Console) -> int:
     """Validate a window table against its schema, optionally spread its persons over NSOs, and
     write it as a dataset directory (the table, its schema, a summary)."""
-    dataset = load_dataset(args.source, args.schema, args.nsos, args.seed)
+    dataset = load_dataset(args.source, args.schema, args.nsos, args.seed, labelled=not args.sensor_only)
     _write(dataset, Path(args.out), args.format, console,
            {"source": str(args.source), "nsos": {str(k): int(v) for k, v in
                                                  dataset.windows.groupby("nso", observed=True)["person_id"].nunique().items()},
-            "assigned_nsos": args.nsos, "seed": args.seed, "fingerprint": fingerprint(dataset.windows)})
+            "assigned_nsos": args.nsos, "seed": args.seed, "fingerprint": fingerprint(dataset.windows),
+            "sensor_only": bool(args.sensor_only)})
     return 0
 
 

@@ -45,7 +45,13 @@ def _group(g: str, c: str) -> str:
     return "all" if g == "all" else f"{g}:{c}"
 
 
-def _with_truth(release: dict, inf_dir: Path, st: Setting) -> tuple[pd.DataFrame, dict]:
+def _with_truth(release: dict, inf_dir: Path, st: Setting) -> tuple[pd.DataFrame, dict | None]:
+    """The evaluation table; without a truth folder (an imported sensor-only sample has no diaries)
+    `true_minutes` is empty and the truth None."""
+    if not (inf_dir / TRUTH_DIR).exists():
+        table = pd.DataFrame([r for nat in release["national"].values() for r in nat["rows"]] + release["pooled"])
+        table["true_minutes"] = np.nan
+        return table[COLUMNS], None
     rows, truth, total = [], {}, None
     for nso, nat in release["national"].items():
         s, n, wb = _truth(inf_dir, nso, st)
@@ -95,20 +101,23 @@ def evaluate_release(run_dir: Path, inf_dir: Path) -> dict:
     eps_text = f"release epsilon {release['release_epsilon']:.2g}" if release["release_epsilon"] else "no DP release"
     time_use_figure(table, run_dir, f"minutes per day, {st.cfg.estimator.upper()} with {st.cfg.confusion} confusion "
                     f"matrices, {eps_text}")
-    err = lambda col: float((table[col] - table["true_minutes"]).abs().mean())  # noqa: E731
+    known = truth is not None
+    err = lambda col: float((table[col] - table["true_minutes"]).abs().mean()) if known else None  # noqa: E731
     held = (table["ci_low"] <= table["true_minutes"]) & (table["true_minutes"] <= table["ci_high"])
     national = table["nso"] != "ALL"
     eps = {k: [r[k] for r in release["national"].values() if r[k] is not None] for k in ("epsilon_sensor", "epsilon_labelled")}
     return {
         "cells": int(len(table)),
-        "truth": "true_minutes: the sensor-only sample's own diaries (one sample's truth; `ppml bench time_use` "
-                 "judges against the population's, over replications)",
+        "truth": ("true_minutes: the sensor-only sample's own diaries (one sample's truth; `ppml bench time_use` "
+                  "judges against the population's, over replications)") if known else
+                 "none: the sensor-only sample is the NSOs' own (imported), without diaries; no error is measured",
         "mae_minutes": err("minutes"), "mae_minutes_classify_count": err("minutes_classify_count"),
         "mae_minutes_diary_sample": err("minutes_diary_sample"),
-        "mae_minutes_national": float((table["minutes"] - table["true_minutes"])[national].abs().mean()),
-        "ci_coverage": float(held.mean()), "ci_coverage_national": float(held[national].mean()),
+        "mae_minutes_national": float((table["minutes"] - table["true_minutes"])[national].abs().mean()) if known else None,
+        "ci_coverage": float(held.mean()) if known else None,
+        "ci_coverage_national": float(held[national].mean()) if known else None,
         "ci_width_minutes": float((table["ci_high"] - table["ci_low"]).mean()),
-        "wellbeing_mae": _wellbeing_error(release, truth, st),
+        "wellbeing_mae": _wellbeing_error(release, truth, st) if known else None,
         "release_epsilon": release["release_epsilon"], "delta": release["delta"],
         "epsilon_sensor_only": max(eps["epsilon_sensor"]) if eps["epsilon_sensor"] else None,
         "epsilon_labelled": max(eps["epsilon_labelled"]) if eps["epsilon_labelled"] else None,
