@@ -74,3 +74,18 @@ def test_estimates_from_noisy_sums_are_unbiased_and_their_intervals_hold_nationa
         assert 0.92 <= np.mean(h) <= 0.98, np.mean(h)
         assert np.abs(e.mean(axis=0)).max() < 0.2 * np.sqrt((e ** 2).mean(axis=0)).min()  # no bias
     assert np.sqrt(np.mean(np.square(err_pooled))) < np.sqrt(np.mean(np.square(err)))  # pooling more persons helps
+
+
+def test_the_consistency_step_keeps_exact_sums_and_removes_the_noise_it_says():
+    """Breakdowns add up to the overall cell: projecting noisy sums onto that leaves exact sums alone
+    and cuts the overall cell's noise to sigma^2 x M's diagonal (measured over repeated draws)."""
+    cells = [("all", "all"), ("sex", "f"), ("sex", "m"), ("age", "a"), ("age", "b"), ("age", "c")]
+    m = ppi_release.consistency(cells)
+    rng = np.random.default_rng(4)
+    parts = rng.uniform(100, 200, (5, 3))  # sex f, m and age a, b, c; the age cells re-split the same total
+    exact = np.vstack([parts[:2].sum(0), parts[:2], parts[2:] * parts[:2].sum(0) / parts[2:].sum(0)])
+    assert np.allclose(m @ exact, exact)
+    noisy = np.stack([m @ (exact + rng.normal(0, 10.0, exact.shape)) for _ in range(4000)])
+    measured = noisy.std(axis=0).mean(axis=1)
+    assert measured == pytest.approx(10.0 * np.sqrt(np.diag(m)), rel=0.05)
+    assert np.diag(m)[0] == pytest.approx(1 / (1 + 1 / 2 + 1 / 3))  # the overall cell borrows from both breakdowns

@@ -53,25 +53,54 @@ def trained_mechanism(z: float, delta: float, partitions: int, max_days: int, da
 
 @dataclass(frozen=True)
 class Sums:
-    """The released (noisy) cell sums [cells, K] and the standard deviation of each one's noise."""
+    """The released (noisy) cell sums [cells, K] and the standard deviation of each one's noise (one
+    number, or one per cell [cells, 1] after the consistency step)."""
 
     sensor_predicted: np.ndarray
     labelled_diary: np.ndarray
     labelled_predicted: np.ndarray
     trained_diary: np.ndarray
-    std: dict[str, float]
+    std: dict[str, float | np.ndarray]
+
+
+def consistency(cells: list[tuple[str, str]]) -> np.ndarray:
+    """M [cells, cells]: the orthogonal projection onto cell sums in which every breakdown's
+    categories add up to the overall cell (cell 0). Exact sums satisfy it - a released breakdown is
+    known for every person and day (inference_data._available), and each person-day falls in one
+    category - so M leaves them unchanged and only removes noise: with the same noise on every
+    cell, M x is the least-squares (best linear unbiased) consistent estimate, and its noise
+    variance is sigma^2 x M's diagonal. Post-processing: no privacy cost."""
+    groups = list(dict.fromkeys(g for g, _ in cells[1:]))
+    a = np.zeros((len(groups), len(cells)))
+    for i, g in enumerate(groups):
+        a[i, 0] = -1.0
+        a[i, [j for j, (h, _) in enumerate(cells) if h == g]] = 1.0
+    return np.eye(len(cells)) - (a.T @ np.linalg.solve(a @ a.T, a) if groups else 0.0)
 
 
 def release(trained: ppi.Group, labelled: ppi.Group, sensor_predicted: np.ndarray, sensor_std: float,
             labelled_mech: Mechanism, trained_mech: Mechanism, rng_labelled: np.random.Generator,
-            rng_trained: np.random.Generator) -> Sums:
-    """The diary groups' noisy sums beside the sensor-only sums already released (with `sensor_std`)."""
+            rng_trained: np.random.Generator, cells: list[tuple[str, str]] | None = None) -> Sums:
+    """The diary groups' noisy sums beside the sensor-only sums already released (with `sensor_std`);
+    with the `cells`, every block made consistent (`consistency`), its noise standard deviation per
+    cell [cells, 1] then."""
     lab = labelled_mech.apply({"diary": labelled.y.sum(0), "predicted": labelled.f.sum(0)}, rng_labelled)
     tr = trained_mech.apply({"diary": trained.y.sum(0)}, rng_trained)
     std_l, std_t = labelled_mech.noise_std, trained_mech.noise_std
-    return Sums(sensor_predicted, lab["diary"], lab["predicted"], tr["diary"],
-                {"sensor_predicted": sensor_std, "labelled_diary": std_l["diary"],
-                 "labelled_predicted": std_l["predicted"], "trained_diary": std_t["diary"]})
+    blocks = {"sensor_predicted": sensor_predicted, "labelled_diary": lab["diary"],
+              "labelled_predicted": lab["predicted"], "trained_diary": tr["diary"]}
+    std = {"sensor_predicted": sensor_std, "labelled_diary": std_l["diary"], "labelled_predicted": std_l["predicted"],
+           "trained_diary": std_t["diary"]}
+    if cells is not None:
+        m = consistency(cells)
+        blocks, std = {k: m @ v for k, v in blocks.items()}, consistent_std(std, cells)
+    return Sums(**blocks, std=std)
+
+
+def consistent_std(std: dict[str, float], cells: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """The noise standard deviation per cell [cells, 1] of sums made consistent (`consistency`)."""
+    scale = np.sqrt(np.clip(np.diag(consistency(cells)), 0.0, 1.0))[:, None]
+    return {k: s * scale for k, s in std.items()}
 
 
 def _days(sums: np.ndarray, day_minutes: float) -> np.ndarray:
@@ -123,7 +152,7 @@ def pooling(sums: Sums, sampling: ppi.CellParts, day_minutes: float) -> dict[str
             "ppi_nsos": np.ones(1)}
 
 
-def pooled(total: dict[str, np.ndarray], std: dict[str, float], day_minutes: float) -> ppi.Table:
+def pooled(total: dict[str, np.ndarray], std: dict[str, float | np.ndarray], day_minutes: float) -> ppi.Table:
     """The pooled rows from the sum over NSOs of `pooling`: `estimate` on the summed sums, whose noise
     is the NSOs' noise summed (`std` is one NSO's), with the NSOs' sampling variances pooled."""
     nsos = float(total["ppi_nsos"][0])

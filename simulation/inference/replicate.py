@@ -121,7 +121,7 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
             std = dp.ppi_noise_std()["sensor_predicted"]
             noisy = pop.f[s].sum(0) + rng.normal(0.0, std, pop.f[s].sum(0).shape)
             lab_mech, tr_mech = dp.ppi_mechanisms()
-            sums = ppi_release.release(tr, la, noisy, std, lab_mech, tr_mech, rng, rng)
+            sums = ppi_release.release(tr, la, noisy, std, lab_mech, tr_mech, rng, rng, st.cells)
             sampling = ppi.parts_by_cell(tr, la, se, np.full(len(st.labels), ppi_release.DP_LAMBDA))
             n_dp = np.maximum(noisy.sum(1) / st.day_minutes, 1.0)
             tables["dp_default"].append((ppi_release.estimate(sums, sampling, st.day_minutes), noisy / n_dp[:, None], n_dp))
@@ -138,7 +138,7 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
         estimates[name] = np.stack(national + [pooled])
     for name, per in tables.items():
         if name == "dp_default":  # the coordinator's pooled DP rows: from the summed released sums
-            t = ppi_release.pooled(dp_total, dp.ppi_noise_std(), st.day_minutes)
+            t = ppi_release.pooled(dp_total, ppi_release.consistent_std(dp.ppi_noise_std(), st.cells), st.day_minutes)
             p_est, p_low, p_high = t.estimate, t.low, t.high
         else:
             p_est, p_low, p_high = _pool_tables(per, st)
