@@ -13,6 +13,11 @@ noise saved (the estimates are minutes per recorded day, the HETUS convention, i
 are complete). Sensitivity of every block: a person's first max_days days add at most max_days x
 day_minutes minutes (L2 <= L1 for non-negative minutes) to one cell of each breakdown.
 
+Every block of noisy sums is then made consistent (`consistency`): each breakdown's categories must
+add up to the overall cell, as the exact sums do, and the least-squares projection onto that removes
+noise for free (the overall cell's noise variance falls to about 1 / (1 + sum over breakdowns of
+1 / categories) of its own).
+
 The estimate combines the trained persons' diary ratio with PPI++ at lambda = 1 (tuning lambda on
 the trained persons would spend their budget once more), weighted by the noise the released sums
 carry, which is public (noise scales, released sums): the published point estimate is
