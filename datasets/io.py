@@ -31,12 +31,26 @@ def _read_table(path: Path) -> pd.DataFrame:
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".csv":
-            return pd.read_csv(path)
+            table = pd.read_csv(path)
+            _check_separator(table, path)
+            return table
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"{path}: the file is empty (no header, no rows)") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise DataValidationError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from None
     raise UserError(f"{path}: unsupported file type {suffix!r}; allowed: .parquet, .csv")
+
+
+def _check_separator(table: pd.DataFrame, path: Path) -> None:
+    """A CSV saved with ';' or tabs (common in European spreadsheets) reads as one column: say so,
+    rather than list every column as missing."""
+    if len(table.columns) == 1:
+        header = str(table.columns[0])
+        for sep, name in ((";", "';'"), ("\t", "tabs")):
+            if sep in header:
+                raise DataValidationError(f"{path}: its columns are separated by {name} (header {header[:60]!r}); "
+                                          "nso-ppml reads comma-separated CSV: save it with ',' separators, or as "
+                                          ".parquet")
 
 
 def find_windows_file(path: Path) -> Path:

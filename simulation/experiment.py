@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import tomli_w
 
@@ -18,7 +20,7 @@ from datasets.atomic import write_json
 from datasets.errors import UserError
 from datasets.dataset import Dataset
 from datasets.io import fingerprint, load_dataset
-from datasets.prepared import FORMAT_VERSION, prepare, read_index
+from datasets.prepared import FORMAT_VERSION, load_holdout, load_partition, prepare, read_index
 from datasets.synthetic.generator import generate
 from clients.privacy.federation_plan import plan as federation_plan
 
@@ -133,6 +135,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     data_dir = prepared_dir(cfg, dataset, fp, canaries)
     index = read_index(data_dir)
     cfg = with_delta(cfg, index)
+    warned = evaluation_warnings(cfg, data_dir, index)
+    for w in warned:
+        print(f"warning: {w}", file=sys.stderr)
     (run_dir / "config.toml").write_text(tomli_w.dumps(cfg.model_dump(exclude_none=True)))
     write_json(run_dir / "manifest.json", manifest(seed=cfg.seed, engine=cfg.engine.name, data_fingerprint=fp,
                                                     data_source=cfg.data.path or "generated", data_dir=data_dir,
@@ -151,8 +156,32 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     if canaries is not None:
         summary["audit"] = run_audit(cfg, run_dir, data_dir, index, canaries, dataset.schema,
                                      summary["privacy"].get("epsilon") if cfg.privacy.enabled else None)
+    summary["warnings"] = warned
     write_json(run_dir / "summary.json", summary)
     return run_dir
+
+
+MIN_EVALUATION_PERSONS = 30  # below this, a held-out or test set's accuracy moves by 10+ points by chance
+
+
+def evaluation_warnings(cfg: ExperimentConfig, data_dir: str, index: dict) -> list[str]:
+    """Sets that hold so few persons that their metrics are noise: how many, and what to change.
+    Persons, not windows, are the units: a person's windows rise and fall together."""
+    out = []
+    holdout, _ = load_holdout(data_dir)
+    n = len(np.unique(holdout.person)) if len(holdout) else 0
+    if n < MIN_EVALUATION_PERSONS:
+        out.append(f"the held-out set holds {n} person(s) ({len(holdout)} windows): its accuracy and macro-F1 are "
+                   f"uncertain by about +-{100 / max(n, 1) ** 0.5:.0f} points (95 %, persons as units); use data with "
+                   "more persons or raise "
+                   f"data.holdout_fraction (now {cfg.data.holdout_fraction:g}) - at least {MIN_EVALUATION_PERSONS} "
+                   "persons make the figures worth reading")
+    tests = {nso: len(np.unique(load_partition(data_dir, nso).test.person)) for nso in index["nsos"]}
+    small = {nso: k for nso, k in tests.items() if k < 10}
+    if small:
+        out.append(f"NSO test sets with fewer than 10 persons {small}: their per-NSO accuracy is noise; raise "
+                   f"data.test_fraction (now {cfg.data.test_fraction:g}) or read only the held-out figures")
+    return out
 
 
 def _summary(cfg: ExperimentConfig, run_dir: Path, index: dict, fp: str, start: float) -> dict:

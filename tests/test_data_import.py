@@ -135,3 +135,12 @@ def test_cli_reports_bad_files_in_one_message_without_traceback(tmp_path, small,
     (tmp_path / "t.txt").write_text("x")
     assert main(["data", "describe", str(tmp_path / "t.txt")]) == 2
     assert "unsupported file type '.txt'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sep, named", [(";", "';'"), ("\t", "tabs")])
+def test_a_csv_with_another_separator_is_named_as_such(tmp_path, small, sep, named):
+    path = tmp_path / "windows.csv"
+    small.to_csv(path, index=False, sep=sep)
+    with pytest.raises(DataValidationError) as err:
+        load_windows(path)
+    assert f"separated by {named}" in str(err.value) and "missing column" not in str(err.value)

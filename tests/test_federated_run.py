@@ -80,10 +80,13 @@ def test_other_strategies_and_centralized_run(tmp_path, strategy):
     assert json.loads((out / "summary.json").read_text())["final"]["accuracy"] > 0.3
 
 
-def test_centralized_engine(tmp_path):
+def test_centralized_engine(tmp_path, capsys):
     code, out = _run(tmp_path, "c", "--set", "engine.name=centralized")
     s = json.loads((out / "summary.json").read_text())
     assert code == 0 and s["engine"] == "centralized" and s["final"]["accuracy"] > 0.5
+    # this small federation's held-out set is a handful of persons: the run says its figures are noise
+    assert any("held-out set holds" in w and "data.holdout_fraction" in w for w in s["warnings"])
+    assert "warning: the held-out set holds" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("override, expected", [
