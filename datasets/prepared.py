@@ -22,8 +22,9 @@ from .features import encode, feature_names
 from .splits import split_persons, window_split
 from .table_schema import BUILTIN, TableSchema
 
-FORMAT_VERSION = 3  # 2: label names and feature names travel with the data (declared schemas);
-# 3: the trained persons' features are in the inference samples (their predictions tune PPI++)
+FORMAT_VERSION = 4  # 2: label names and feature names travel with the data (declared schemas);
+# 3: the trained persons' features are in the inference samples (their predictions tune PPI++);
+# 4: the index counts test and held-out persons (the run's small-set warnings read them)
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,14 @@ def prepare(windows: pd.DataFrame, out_dir: Path | str, seed: int, test_fraction
         _save(out / f"nso-{nso}.npz", **{f"{s}_{k}": v for s, a in parts.items() for k, v in a.items()},
               labels=np.array(schema.labels), wellbeing_range=np.array(wellbeing_range(schema), dtype=np.float64))
         counts[nso] = {s: int(len(parts[s]["y"])) for s in parts}
-        counts[nso]["train_persons"] = int(parts["train"]["person"].max() + 1) if len(parts["train"]["y"]) else 0
+        for s in ("train", "test"):
+            counts[nso][f"{s}_persons"] = int(parts[s]["person"].max() + 1) if len(parts[s]["y"]) else 0
         counts[nso]["extra_train_persons"] = int(extra["person_id"].nunique()) if extra is not None else 0
     hold = _arrays(windows[labels == "holdout"], schema)
     hold_nso = windows["nso"].astype(str).to_numpy()[labels == "holdout"]
     _save(out / "holdout.npz", **hold, nso=np.array([nsos.index(n) for n in hold_nso], dtype=np.int64))
     index = {"format_version": FORMAT_VERSION, "nsos": nsos, "windows": counts, "holdout_windows": int(len(hold["y"])),
+             "holdout_persons": int(len(np.unique(hold["person"]))) if len(hold["y"]) else 0,
              "labels": list(schema.labels), "features": list(feature_names(schema)),
              "wellbeing_range": wellbeing_range(schema) or None,
              "schema": {"name": schema.name, "builtin": schema.builtin, "fingerprint": schema.fingerprint()}}

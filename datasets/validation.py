@@ -149,16 +149,14 @@ def validate_windows(df: pd.DataFrame, source: str, schema: TableSchema = BUILTI
     out: dict = {}
     problems: list[str] = []
     _keys(df, out, problems, schema, labelled)
-    if not labelled:
-        out["activity"] = pd.Series(np.full(len(df), schema.labels[0], dtype=object), index=df.index)
     for spec in schema.features:
         _feature(df, spec.name, spec.bounds()[0], upper_bound(schema, spec), out, problems,
                  code=spec.kind == "code", missing_ok=spec.missing)
     wb = schema.wellbeing
     if wb is not None and wb.column in df.columns:
         _feature(df, wb.column, wb.min, wb.max, out, problems, name="wellbeing")
-    unknown_labels = ~out["activity"].isin(schema.labels)
-    if unknown_labels.any():
+    unknown_labels = ~out["activity"].isin(schema.labels) if labelled else None
+    if unknown_labels is not None and unknown_labels.any():
         names = sorted(out["activity"][unknown_labels].unique())[:MAX_EXAMPLES]
         problems.append(f"column '{schema.label.column}' has unknown label(s) {names} in {_rows(unknown_labels)}; "
                         f"allowed: {', '.join(schema.labels)}")

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import tomli_w
 
@@ -20,7 +19,7 @@ from datasets.atomic import write_json
 from datasets.errors import UserError
 from datasets.dataset import Dataset
 from datasets.io import fingerprint, load_dataset
-from datasets.prepared import FORMAT_VERSION, load_holdout, load_partition, prepare, read_index
+from datasets.prepared import FORMAT_VERSION, prepare, read_index
 from datasets.synthetic.generator import generate
 from clients.privacy.federation_plan import plan as federation_plan
 
@@ -135,7 +134,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
     data_dir = prepared_dir(cfg, dataset, fp, canaries)
     index = read_index(data_dir)
     cfg = with_delta(cfg, index)
-    warned = evaluation_warnings(cfg, data_dir, index)
+    warned = evaluation_warnings(cfg, index)
     for w in warned:
         print(f"warning: {w}", file=sys.stderr)
     (run_dir / "config.toml").write_text(tomli_w.dumps(cfg.model_dump(exclude_none=True)))
@@ -164,20 +163,18 @@ def run_experiment(cfg: ExperimentConfig, out_dir: Path | str | None = None, qui
 MIN_EVALUATION_PERSONS = 30  # below this, a held-out or test set's accuracy moves by 10+ points by chance
 
 
-def evaluation_warnings(cfg: ExperimentConfig, data_dir: str, index: dict) -> list[str]:
+def evaluation_warnings(cfg: ExperimentConfig, index: dict) -> list[str]:
     """Sets that hold so few persons that their metrics are noise: how many, and what to change.
     Persons, not windows, are the units: a person's windows rise and fall together."""
     out = []
-    holdout, _ = load_holdout(data_dir)
-    n = len(np.unique(holdout.person)) if len(holdout) else 0
+    n = index["holdout_persons"]
     if n < MIN_EVALUATION_PERSONS:
-        out.append(f"the held-out set holds {n} person(s) ({len(holdout)} windows): its accuracy and macro-F1 are "
+        out.append(f"the held-out set holds {n} person(s) ({index['holdout_windows']} windows): its accuracy and macro-F1 are "
                    f"uncertain by about +-{100 / max(n, 1) ** 0.5:.0f} points (95 %, persons as units); use data with "
                    "more persons or raise "
                    f"data.holdout_fraction (now {cfg.data.holdout_fraction:g}) - at least {MIN_EVALUATION_PERSONS} "
                    "persons make the figures worth reading")
-    tests = {nso: len(np.unique(load_partition(data_dir, nso).test.person)) for nso in index["nsos"]}
-    small = {nso: k for nso, k in tests.items() if k < 10}
+    small = {nso: c["test_persons"] for nso, c in index["windows"].items() if c["test_persons"] < 10}
     if small:
         out.append(f"NSO test sets with fewer than 10 persons {small}: their per-NSO accuracy is noise; raise "
                    f"data.test_fraction (now {cfg.data.test_fraction:g}) or read only the held-out figures")

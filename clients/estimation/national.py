@@ -171,12 +171,9 @@ def _ppi(data_dir: str, nso: str, st: Setting, model, sensor: Sample, p_sensor, 
     sensor_group = ppi.Group(u_d, f=u_f)
     if st.cfg.epsilon is None:
         return ppi.by_cell(trained, labelled, sensor_group, st.day_minutes), {}
-    lab_mech, tr_mech = st.ppi_mechanisms()
-    sums = ppi_release.release(trained, labelled, released_minutes, st.ppi_noise_std()["sensor_predicted"], lab_mech,
-                               tr_mech, noise.generator("time-use-labelled", st.release),
-                               noise.generator("time-use-trained", st.release), st.cells)
-    sampling = ppi.parts_by_cell(trained, labelled, sensor_group, np.full(len(st.labels), ppi_release.DP_LAMBDA))
-    return ppi_release.estimate(sums, sampling, st.day_minutes), ppi_release.pooling(sums, sampling, st.day_minutes)
+    return ppi_release.national(trained, labelled, sensor_group, released_minutes, st.ppi_noise_std(),
+                                *st.ppi_mechanisms(), noise.generator("time-use-labelled", st.release),
+                                noise.generator("time-use-trained", st.release), st.cells, st.day_minutes)
 
 
 def _diary(sample: Sample, st: Setting) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +260,7 @@ def pooled_rows(total: dict[str, np.ndarray], st: Setting) -> tuple[list[dict], 
     est, cc, sd = total["n_est"] / n, total["n_cc"] / n, np.sqrt(np.maximum(total["n2var"], 0)) / n
     low, high = np.maximum(est - ppi.Z95 * sd, 0.0), np.minimum(est + ppi.Z95 * sd, st.day_minutes)
     if "ppi_sensor" in total:  # DP PPI++: the estimate of the summed released sums, not a mean of national ones
-        t = ppi_release.pooled(total, ppi_release.consistent_std(st.ppi_noise_std(), st.cells), st.day_minutes)
+        t = ppi_release.pooled(total, st.ppi_noise_std(), st.day_minutes, st.cells)
         est, low, high = t.estimate, t.low, t.high
     diary = total["diary"] / np.maximum(total["diary_n"], 1)[:, None]
     rows = [{"nso": "ALL", "group": "all" if g == "all" else f"{g}:{c}", "activity": a, "minutes": est[i, j],

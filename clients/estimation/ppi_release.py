@@ -32,19 +32,14 @@ like ACC's bootstrap intervals a quality figure beside the release, not covered 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import ppi
-from .release import Mechanism
+from .release import Mechanism, minutes_sensitivity
 
 DP_LAMBDA = 1.0  # lambda of the DP release (public, fixed before the data are seen)
-
-
-def minutes_sensitivity(partitions: int, max_days: int, day_minutes: float) -> float:
-    return max_days * day_minutes * math.sqrt(partitions)
 
 
 def labelled_mechanism(z: float, delta: float, partitions: int, max_days: int, day_minutes: float) -> Mechanism:
@@ -98,14 +93,27 @@ def release(trained: ppi.Group, labelled: ppi.Group, sensor_predicted: np.ndarra
            "trained_diary": std_t["diary"]}
     if cells is not None:
         m = consistency(cells)
-        blocks, std = {k: m @ v for k, v in blocks.items()}, consistent_std(std, cells)
+        blocks, std = {k: m @ v for k, v in blocks.items()}, _projected_std(std, m)
     return Sums(**blocks, std=std)
 
 
-def consistent_std(std: dict[str, float], cells: list[tuple[str, str]]) -> dict[str, np.ndarray]:
-    """The noise standard deviation per cell [cells, 1] of sums made consistent (`consistency`)."""
-    scale = np.sqrt(np.clip(np.diag(consistency(cells)), 0.0, 1.0))[:, None]
+def _projected_std(std: dict[str, float], m: np.ndarray) -> dict[str, np.ndarray]:
+    """The noise standard deviation per cell [cells, 1] of sums projected by `m` (`consistency`)."""
+    scale = np.sqrt(np.clip(np.diag(m), 0.0, 1.0))[:, None]
     return {k: s * scale for k, s in std.items()}
+
+
+def national(trained: ppi.Group, labelled: ppi.Group, sensor: ppi.Group, sensor_predicted: np.ndarray,
+             std: dict[str, float], labelled_mech: Mechanism, trained_mech: Mechanism,
+             rng_labelled: np.random.Generator, rng_trained: np.random.Generator, cells: list[tuple[str, str]],
+             day_minutes: float) -> tuple[ppi.Table, dict[str, np.ndarray]]:
+    """One NSO's DP release of PPI++, as it runs it: the diary groups' sums released beside the
+    sensor-only sums already released (`sensor_predicted`; `std` = the noise of one NSO's sums,
+    national.Setting.ppi_noise_std), made consistent, estimated; and its share of the pooled rows."""
+    sums = release(trained, labelled, sensor_predicted, std["sensor_predicted"], labelled_mech, trained_mech,
+                   rng_labelled, rng_trained, cells)
+    sampling = ppi.parts_by_cell(trained, labelled, sensor, np.full(trained.y.shape[2], DP_LAMBDA))
+    return estimate(sums, sampling, day_minutes), pooling(sums, sampling, day_minutes)
 
 
 def _days(sums: np.ndarray, day_minutes: float) -> np.ndarray:
@@ -133,10 +141,6 @@ def estimate(sums: Sums, sampling: ppi.CellParts, day_minutes: float, lam: float
     return ppi.table(ppi.mix(theta_t, theta_p, w), var, quantile, day_minutes)
 
 
-POOLING_BLOCKS = ("ppi_sensor", "ppi_labelled_diary", "ppi_labelled_predicted", "ppi_trained", "ppi_t2var",
-                  "ppi_l2var", "ppi_t", "ppi_l", "ppi_nsos")
-
-
 def _quality_variances(sampling: ppi.CellParts, day_minutes: float) -> tuple[np.ndarray, np.ndarray]:
     widest = day_minutes ** 2 / 4
     return (np.where(np.isfinite(sampling.var_t), sampling.var_t, widest),
@@ -157,10 +161,14 @@ def pooling(sums: Sums, sampling: ppi.CellParts, day_minutes: float) -> dict[str
             "ppi_nsos": np.ones(1)}
 
 
-def pooled(total: dict[str, np.ndarray], std: dict[str, float | np.ndarray], day_minutes: float) -> ppi.Table:
+def pooled(total: dict[str, np.ndarray], std: dict[str, float], day_minutes: float,
+           cells: list[tuple[str, str]] | None = None) -> ppi.Table:
     """The pooled rows from the sum over NSOs of `pooling`: `estimate` on the summed sums, whose noise
-    is the NSOs' noise summed (`std` is one NSO's), with the NSOs' sampling variances pooled."""
+    is the NSOs' noise summed (`std` is one NSO's before the consistency step, which `cells` says the
+    NSOs took), with the NSOs' sampling variances pooled."""
     nsos = float(total["ppi_nsos"][0])
+    if cells is not None:
+        std = _projected_std(std, consistency(cells))
     sums = Sums(total["ppi_sensor"], total["ppi_labelled_diary"], total["ppi_labelled_predicted"], total["ppi_trained"],
                 {k: v * np.sqrt(nsos) for k, v in std.items()})
     cells = len(total["ppi_t"])

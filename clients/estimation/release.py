@@ -61,10 +61,16 @@ def noise_multiplier(epsilon: float | None, delta: float) -> float:
     return 0.0 if epsilon is None else analytic_gaussian.noise_multiplier(epsilon, delta)
 
 
+def minutes_sensitivity(partitions: int, max_days: int, day_minutes: float) -> float:
+    """L2 sensitivity of a block of cell sums of minutes: a person's days add at most
+    max_days x day_minutes to one cell of each partition."""
+    return max_days * day_minutes * math.sqrt(partitions)
+
+
 def sensor_mechanism(z: float, delta: float, partitions: int, max_days: int, day_minutes: float,
                      windows_per_day: int, wellbeing_bound: float | None, person_days: bool = True) -> Mechanism:
     """`person_days=False` leaves the counts out (PPI derives them from the minutes: one block less)."""
-    sens = {"minutes": max_days * day_minutes * math.sqrt(partitions)}
+    sens = {"minutes": minutes_sensitivity(partitions, max_days, day_minutes)}
     if person_days:
         sens["person_days"] = max_days * math.sqrt(partitions)
     if wellbeing_bound is not None:

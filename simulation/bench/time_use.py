@@ -71,11 +71,11 @@ def bench_time_use(seeds: int = 3, rounds: int = 30, replications: int = 50,
             r = {"seed": seed, "replicated": replication_study(run, default, replications, POPULATION_SCALE, progress,
                                                                EPSILON, SIZE_SCALES)}
             out["runs"].append(r)
-            rows = r["replicated"]["row_types"]
+            rows, dp_rows = r["replicated"]["row_types"], r["replicated"]["dp_scales"]["1"]
             progress(f"  seed {seed}: " + "; ".join(
                 f"{name} {rows[name]['mae_minutes']['default']:.1f} min (diary {rows[name]['mae_minutes']['diary']:.1f}, "
                 f"CC {rows[name]['mae_minutes']['cc']:.1f}), coverage {rows[name]['coverage']:.1%}, epsilon 1 "
-                f"+{rows[name]['dp_growth_minutes']:.1f} min" for name in ("overall", "breakdowns", "pooled")))
+                f"+{dp_rows[name]['dp_growth_minutes']:.1f} min" for name in ("overall", "breakdowns", "pooled")))
     out["row_types"] = _row_types(out["runs"])
     out["dp"] = _dp(out["runs"])
     out["targets"] = TARGETS

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from ..config import ExperimentConfig
 
 
+POOLED = "pooled"  # the one "NSO" of a centralized run, in its metrics and privacy summary
+
+
 @dataclass(frozen=True)
 class EngineRun:
     """One experiment as an engine sees it."""

@@ -27,9 +27,8 @@ from datasets.errors import UserError
 from datasets.prepared import Arrays, load_holdout, load_partition, read_index
 from server.records import RoundRecorder
 
-from .base import EngineRun
+from .base import POOLED, EngineRun
 
-POOLED = "pooled"  # the one "NSO" of a centralized run, in its metrics and privacy summary
 
 
 def pooled_arrays(parts) -> Arrays:

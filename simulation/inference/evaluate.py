@@ -48,19 +48,16 @@ def _group(g: str, c: str) -> str:
 def _with_truth(release: dict, inf_dir: Path, st: Setting) -> tuple[pd.DataFrame, dict | None]:
     """The evaluation table; without a truth folder (an imported sensor-only sample has no diaries)
     `true_minutes` is empty and the truth None."""
+    table = pd.DataFrame([r for nat in release["national"].values() for r in nat["rows"]] + release["pooled"])
     if not (inf_dir / TRUTH_DIR).exists():
-        table = pd.DataFrame([r for nat in release["national"].values() for r in nat["rows"]] + release["pooled"])
         table["true_minutes"] = np.nan
         return table[COLUMNS], None
-    rows, truth, total = [], {}, None
-    for nso, nat in release["national"].items():
+    truth, total = {}, None
+    for nso in release["national"]:
         s, n, wb = _truth(inf_dir, nso, st)
         total = (s, n, wb) if total is None else tuple(a + b for a, b in zip(total, (s, n, wb)))
         truth[nso] = (s / np.maximum(n, 1)[:, None], wb)
-        rows += nat["rows"]
     truth["ALL"] = (total[0] / np.maximum(total[1], 1)[:, None], total[2])
-    rows += release["pooled"]
-    table = pd.DataFrame(rows)
     key = {(_group(g, c), a): (i, j) for i, (g, c) in enumerate(st.cells) for j, a in enumerate(st.labels)}
     table["true_minutes"] = [truth[r.nso][0][key[(r.group, r.activity)]] for r in table.itertuples()]
     return table[COLUMNS], truth

@@ -26,18 +26,15 @@ def _imported(cfg: ExperimentConfig, diary: Dataset) -> tuple[Dataset, str]:
 
 def prepare_sensor_only(cfg: ExperimentConfig, diary: Dataset, data_dir: str) -> str:
     """Prepare the sensor-only sample - the NSOs' own (inference.sensor_only_path) or a simulated
-    one - once per data, split and size; return its folder's name inside `data_dir`."""
+    one, generated only when it is not on disk - once per data, split and size; return its
+    folder's name inside `data_dir`."""
     if cfg.inference.sensor_only_path:
-        sensor_only, subdir = _imported(cfg, diary)
-        out = Path(data_dir) / subdir
-        if not (out / "index.json").exists():
-            prepare_inference(diary, sensor_only, out, cfg.seed, cfg.data.test_fraction, cfg.data.holdout_fraction)
-        return subdir
-    subdir = inference_subdir(cfg.inference.sensor_only_scale)
+        imported, subdir = _imported(cfg, diary)
+        sensor_only = lambda: imported  # noqa: E731
+    else:
+        subdir = inference_subdir(cfg.inference.sensor_only_scale)
+        sensor_only = lambda: generate_sensor_only(cfg.data.generate, cfg.inference.sensor_only_scale)  # noqa: E731
     out = Path(data_dir) / subdir
-    if not (out / "index.json").exists() or not any(out.glob("trained-*.npz")):  # older caches lack 'trained'
-        (out / "index.json").unlink(missing_ok=True)
-        sensor_only = generate_sensor_only(cfg.data.generate, cfg.inference.sensor_only_scale)
-        prepare_inference(diary, sensor_only, Path(data_dir) / subdir, cfg.seed, cfg.data.test_fraction,
-                          cfg.data.holdout_fraction)
+    if not (out / "index.json").exists():
+        prepare_inference(diary, sensor_only(), out, cfg.seed, cfg.data.test_fraction, cfg.data.holdout_fraction)
     return subdir

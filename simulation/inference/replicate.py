@@ -105,6 +105,8 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
     ratios: dict[str, list] = {}  # estimator -> per NSO (numerator [C, K], denominator [C])
     tables: dict[str, list] = {"default": [], **({"dp_default": []} if dp else {})}
     dp_total = None
+    if dp:  # the mechanisms every NSO uses, calibrated once
+        (sensor_mech, _), (lab_mech, tr_mech), std = dp.mechanisms(), dp.ppi_mechanisms(), dp.ppi_noise_std()
     for nso, pop in pops.items():
         n_p = len(pop.d)
         t, lab, s = (rng.integers(0, n_p, sizes[nso][kind]) for kind in ("trained", "labelled", "sensor"))
@@ -118,14 +120,10 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
         cc = pop.f[s].sum(0) / np.maximum(n, 1.0)[:, None]
         tables["default"].append((ppi.by_cell(tr, la, se, st.day_minutes), cc, np.maximum(n, 1.0)))
         if dp:
-            std = dp.ppi_noise_std()["sensor_predicted"]
-            noisy = pop.f[s].sum(0) + rng.normal(0.0, std, pop.f[s].sum(0).shape)
-            lab_mech, tr_mech = dp.ppi_mechanisms()
-            sums = ppi_release.release(tr, la, noisy, std, lab_mech, tr_mech, rng, rng, st.cells)
-            sampling = ppi.parts_by_cell(tr, la, se, np.full(len(st.labels), ppi_release.DP_LAMBDA))
+            noisy = sensor_mech.apply({"minutes": pop.f[s].sum(0)}, rng)["minutes"]
+            table, b = ppi_release.national(tr, la, se, noisy, std, lab_mech, tr_mech, rng, rng, st.cells, st.day_minutes)
             n_dp = np.maximum(noisy.sum(1) / st.day_minutes, 1.0)
-            tables["dp_default"].append((ppi_release.estimate(sums, sampling, st.day_minutes), noisy / n_dp[:, None], n_dp))
-            b = ppi_release.pooling(sums, sampling, st.day_minutes)
+            tables["dp_default"].append((table, noisy / n_dp[:, None], n_dp))
             dp_total = b if dp_total is None else {k: dp_total[k] + b[k] for k in b}
             ratios.setdefault("dp_cc", []).append((noisy, n_dp))
             diary_noisy = tr_mech.apply({"diary": pop.y[diary].sum(0)}, rng)["diary"]  # one mechanism, all diary persons
@@ -138,8 +136,8 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
         estimates[name] = np.stack(national + [pooled])
     for name, per in tables.items():
         if name == "dp_default":  # the coordinator's pooled DP rows: from the summed released sums
-            t = ppi_release.pooled(dp_total, ppi_release.consistent_std(dp.ppi_noise_std(), st.cells), st.day_minutes)
-            p_est, p_low, p_high = t.estimate, t.low, t.high
+            p = ppi_release.pooled(dp_total, std, st.day_minutes, st.cells)
+            p_est, p_low, p_high = p.estimate, p.low, p.high
         else:
             p_est, p_low, p_high = _pool_tables(per, st)
         estimates[name] = np.stack([t.estimate for t, _, _ in per] + [p_est])
@@ -256,7 +254,7 @@ def study(dataset: Dataset, model, st: Setting, inf_dir: Path, replications: int
             "ratio_to_classify_count": mae["default"] / mae["cc"],
             "ratio_to_classify_count_hard": mae["default"] / mae["cc_hard"], "attainable_ratio_to_diary": best[name],
             "coverage": row["coverage"]["default"], "ci_width_minutes": row["ci_width_minutes"]["default"],
-            "cells_not_estimated": row["cells_not_estimated"], **_dp_figures(row)}
+            "cells_not_estimated": row["cells_not_estimated"]}
     if dp is not None:
         out["dp_scales"] = {"1": {name: _dp_figures(row) for name, row in measured.items()}}
         for scale in size_scales:
@@ -269,9 +267,8 @@ def study(dataset: Dataset, model, st: Setting, inf_dir: Path, replications: int
 
 
 def _dp_figures(row: dict) -> dict:
+    """A row type's DP figures, from a `_measure` with a DP setting."""
     mae = row["mae_minutes"]
-    if "dp_default" not in mae:
-        return {}
     return {"dp_mae_minutes": {e: mae[e] for e in ("dp_default", "dp_diary", "dp_cc")},
             "dp_growth_minutes": mae["dp_default"] - mae["default"], "non_private_mae_minutes": mae["default"],
             "dp_coverage": row["coverage"]["dp_default"], "persons_per_cell": row.get("persons_per_cell")}

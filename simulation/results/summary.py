@@ -15,6 +15,8 @@ from datasets.errors import UserError
 
 from ..config import ExperimentConfig
 
+from ..engines.base import POOLED
+
 
 class RunFailed(UserError):
     """The federated run did not complete; the message says which round and why."""
@@ -98,7 +100,7 @@ def privacy_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], nsos: lis
     if cfg.privacy.federation and not centralized:
         return federation_privacy_summary(cfg, rows, events or [])
     if centralized:
-        nsos = ["pooled"]
+        nsos = [POOLED]
     history: dict[str, list[dict[str, Any]]] = {n: [] for n in nsos}
     epsilon: dict[str, float] = {}
     exhausted: dict[str, int | None] = {n: None for n in nsos}

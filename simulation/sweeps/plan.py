@@ -181,12 +181,13 @@ def load_sweep(path: Path | str) -> tuple[SweepSpec, list[Point]]:
         if spec.dp_ceiling:  # each private grid point's pooled-data DP ceiling: one curator, the same epsilon
             todo += [("centralized_dp", c, {"engine": {"name": "centralized"}}) for c in combos]
         for role, values, extra_set in todo:
-            if role == "centralized_dp":  # the grid point itself, on the centralized engine
-                cfg_raw = deep_merge(deep_merge(deep_merge(base, nest(values)), extra_set), {"seed": seed})
-                if cfg_raw.get("inference", {}).get("enabled") or not cfg_raw.get("privacy", {}).get("enabled"):
-                    continue  # time-use runs have no centralized form; a non-private point's ceiling is the reference
-            else:
-                cfg_raw = deep_merge(deep_merge(deep_merge(base, extra_set), nest(values)), {"seed": seed})
+            # a reference overrides the base and the point's values override it; the DP ceiling is the
+            # point itself on the centralized engine, so its engine overrides the values
+            layers = (nest(values), extra_set) if role == "centralized_dp" else (extra_set, nest(values))
+            cfg_raw = deep_merge(deep_merge(deep_merge(base, layers[0]), layers[1]), {"seed": seed})
+            if role == "centralized_dp" and (cfg_raw.get("inference", {}).get("enabled")
+                                             or not cfg_raw.get("privacy", {}).get("enabled")):
+                continue  # time-use runs have no centralized form; a non-private point's ceiling is the reference
             where = f"{path}: point {role} seed={seed} " + " ".join(f"{k}={v!r}" for k, v in values.items())
             cfg = _validate(cfg_raw, where)
             for name, file in (("data.path", cfg.data.path), ("data.schema", cfg.data.schema_file)):
