@@ -35,6 +35,7 @@ from .workflow import round_workflow
 RELEASE_FILE = "release.json"  # what the epsilon covers: what the NSOs would publish
 QUALITY_FILE = "quality.json"  # intervals and diary comparisons: internal, not covered by the epsilon
 QUALITY_KEYS = ("ci_low", "ci_high", "minutes_diary_sample")
+INTERVAL_KEYS = ("ci_low", "ci_high")
 
 
 class PoolingStrategy(FedAvg):
@@ -121,19 +122,30 @@ def _write_release(st: Setting, total: dict, metrics: list[dict], pooled_confusi
         "pooled_confusion": pooled_confusion.tolist() if pooled_confusion is not None else None,
         "release_epsilon": max(eps) if eps else None, "delta": st.delta,
         "quantization_error_bound": quantization_bound(st.estimates_layout(), n_nsos, sa) if sa.enabled else None,
+        "intervals": ("released: read from the noisy sums alone (ppi_release.sampling_from_release), covered by "
+                      "the epsilon" if dp_intervals(st) else "internal (quality.json): computed from microdata"),
     }
     if out_dir:
-        published, quality = split_release(release)
+        published, quality = split_release(release, dp_intervals(st))
         write_json(Path(out_dir) / RELEASE_FILE, published)
         write_json(Path(out_dir) / QUALITY_FILE, quality)
     return release
 
 
-def split_release(release: dict) -> tuple[dict, dict]:
-    """(what the release's epsilon covers, the internal quality figures beside it): the intervals are
-    bootstrapped from the microdata and the diary columns are the labelled persons' own minutes."""
+def dp_intervals(st: Setting) -> bool:
+    """Whether the intervals are part of the DP release: those of DP PPI++ are post-processing of
+    its noisy sums; ACC/PACC's are bootstrapped from microdata, and without DP nothing is covered."""
+    return st.cfg.epsilon is not None and st.cfg.resolved_estimator == "ppi"
+
+
+def split_release(release: dict, intervals_released: bool = False) -> tuple[dict, dict]:
+    """(what the release's epsilon covers, the internal quality figures beside it): the diary
+    columns are the labelled persons' own minutes; the intervals go with the release only when
+    `intervals_released` (dp_intervals)."""
+    internal = tuple(k for k in QUALITY_KEYS if not (intervals_released and k in INTERVAL_KEYS))
+
     def rows(rs: list[dict], keep: bool) -> list[dict]:
-        return [{k: v for k, v in r.items() if (k in QUALITY_KEYS) == keep or k in ("nso", "group", "activity")}
+        return [{k: v for k, v in r.items() if (k in internal) == keep or k in ("nso", "group", "activity")}
                 for r in rs]
 
     published = {**release, "pooled": rows(release["pooled"], False),

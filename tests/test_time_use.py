@@ -185,13 +185,17 @@ def test_releases_compose_on_the_models_ledger_never_share_noise_and_a_budget_ca
     assert len(json.loads((run / "release_ledger.json").read_text())["releases"]) == 3
 
     # `ppml estimate` releases with secure noise unless told otherwise; release.json holds only
-    # what the epsilon covers, quality.json the rest
+    # what the epsilon covers - DP PPI++'s intervals are read from its noisy sums, so they are
+    # released - and quality.json the rest
     assert _estimate(copy, tmp_path / "s1", "inference.epsilon=2.0") == 0
     assert "randomness = \"secure\"" in (tmp_path / "s1" / "config.toml").read_text()
     published = json.loads((tmp_path / "s1" / "release.json").read_text())
     quality = json.loads((tmp_path / "s1" / "quality.json").read_text())
-    assert not {"ci_low", "ci_high", "minutes_diary_sample"} & set(published["pooled"][0])
-    assert {"ci_low", "ci_high", "minutes_diary_sample"} <= set(quality["pooled"][0])
+    assert published["setting"]["cfg"]["estimator"] == "auto" and published["intervals"].startswith("released")
+    for rows in (published["pooled"], next(iter(published["national"].values()))["rows"]):
+        assert {"ci_low", "ci_high"} <= set(rows[0]) and "minutes_diary_sample" not in rows[0]
+        assert all(r["ci_low"] <= r["minutes"] <= r["ci_high"] for r in rows)
+    assert "minutes_diary_sample" in quality["pooled"][0] and "ci_low" not in quality["pooled"][0]
     assert "NOT covered" in quality["note"]
 
 

@@ -167,11 +167,10 @@ def _ppi(data_dir: str, nso: str, st: Setting, model, sensor: Sample, p_sensor, 
     from the exact sums; under DP from the released sums (ppi_release.py), the diary groups' sums
     released here."""
     trained, labelled = _ppi_groups(data_dir, nso, st, model)
-    u_d, u_f = cell_persons(sensor, days, member, per_person_day(p_sensor.proba * st.window_minutes, days))
-    sensor_group = ppi.Group(u_d, f=u_f)
     if st.cfg.epsilon is None:
-        return ppi.by_cell(trained, labelled, sensor_group, st.day_minutes), {}
-    return ppi_release.national(trained, labelled, sensor_group, released_minutes, st.ppi_noise_std(),
+        u_d, u_f = cell_persons(sensor, days, member, per_person_day(p_sensor.proba * st.window_minutes, days))
+        return ppi.by_cell(trained, labelled, ppi.Group(u_d, f=u_f), st.day_minutes), {}
+    return ppi_release.national(trained, labelled, released_minutes, st.ppi_noise_std(),
                                 *st.ppi_mechanisms(), noise.generator("time-use-labelled", st.release),
                                 noise.generator("time-use-trained", st.release), st.cells, st.day_minutes)
 

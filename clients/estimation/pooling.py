@@ -53,9 +53,8 @@ def confusion_layout(cells: int, k: int, max_labelled_windows: int) -> Layout:
 def estimates_layout(cells: int, k: int, max_person_days: int, max_diary_days: int, day_minutes: float,
                      max_windows: int, wellbeing_bound: float, dp_ppi_noise_std: float | None = None) -> Layout:
     """With `dp_ppi_noise_std` (the largest noise standard deviation on one NSO's released sums):
-    also the released sums of the DP release of PPI++ and their sampling variances
-    (ppi_release.pooling), so that pooled rows are estimated from pooled sums; the sums' bound
-    leaves room for their noise."""
+    also the released sums of the DP release of PPI++ (ppi_release.pooling), so that pooled rows
+    are estimated from pooled sums; the sums' bound leaves room for their noise."""
     n, d = float(max(max_person_days, 1)), float(max(max_diary_days, 1))
     blocks = (
         ("n_est", (cells, k), n * day_minutes), ("n_cc", (cells, k), n * day_minutes), ("n", (cells,), n),
@@ -64,13 +63,9 @@ def estimates_layout(cells: int, k: int, max_person_days: int, max_diary_days: i
     )
     if dp_ppi_noise_std is not None:
         room = 2.0 * dp_ppi_noise_std  # |noise| < 4 x (bound + 2 sd): beyond 8 sd, with probability < 1e-15
-        room_d = 2.0 * np.sqrt(k) * dp_ppi_noise_std / day_minutes
         blocks += (
             ("ppi_sensor", (cells, k), n * day_minutes + room), ("ppi_labelled_diary", (cells, k), d * day_minutes + room),
             ("ppi_labelled_predicted", (cells, k), d * day_minutes + room), ("ppi_trained", (cells, k), d * day_minutes + room),
-            # released person-days = minutes summed over the k activities / day: their noise is sqrt(k) x larger
-            ("ppi_t2var", (cells, k), ((d + room_d) * day_minutes) ** 2),
-            ("ppi_l2var", (cells, k), ((d + room_d) * day_minutes) ** 2),
-            ("ppi_t", (cells,), d + room_d), ("ppi_l", (cells,), d + room_d), ("ppi_nsos", (1,), 1.0),
+            ("ppi_nsos", (1,), 1.0),
         )
     return Layout(blocks)

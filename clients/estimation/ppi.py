@@ -234,8 +234,9 @@ def parts_by_cell(trained: Group, labelled: Group, sensor: Group, lam: np.ndarra
 
 
 def table(estimate: np.ndarray, variance: np.ndarray, quantile: np.ndarray, day_minutes: float) -> Table:
-    """Estimates and intervals kept within [0, day_minutes]; nan stays nan (a cell not estimated)."""
-    half = quantile[:, None] * np.sqrt(variance)
+    """Estimates and intervals kept within [0, day_minutes]; nan stays nan (a cell not estimated).
+    `quantile` per cell [cells] or per cell and activity [cells, K]."""
+    half = (quantile if quantile.ndim == 2 else quantile[:, None]) * np.sqrt(variance)
     clip = lambda a: np.clip(a, 0.0, day_minutes)  # noqa: E731
     return Table(clip(estimate), clip(estimate - half), clip(estimate + half), variance)
 

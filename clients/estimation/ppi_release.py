@@ -19,15 +19,14 @@ noise for free (the overall cell's noise variance falls to about 1 / (1 + sum ov
 1 / categories) of its own).
 
 The estimate combines the trained persons' diary ratio with PPI++ at lambda = 1 (tuning lambda on
-the trained persons would spend their budget once more), weighted by the noise the released sums
-carry, which is public (noise scales, released sums): the published point estimate is
-post-processing of the release. What this cannot do, measured (docs/time_use.md): weights from the
-noise alone never let the model pay off - its benefit is a sampling covariance (between held-out
-diaries and predictions) that only a DP estimate of second moments would reveal - so where the
-noise dominates (epsilon 1 at these sample sizes) the estimate is essentially the trained persons'
-noisy diaries, a little worse than a DP diary sample released as one block.
-The interval adds the sampling variance the NSO computes from its microdata (ppi.parts_by_cell):
-like ACC's bootstrap intervals a quality figure beside the release, not covered by its epsilon.
+the trained persons would spend their budget once more). Its interval - and the weights of the
+combination - come from the released sums alone (`sampling_from_release`), so they are
+post-processing of the release, covered by its epsilon and published with it: the noise variances
+are public (noise scales, released sums), and the sampling variances are estimated from how far
+the three independent groups' released estimates disagree beyond their known noise. No microdata
+figure enters what is published. Where the noise dominates (epsilon 1 at these sample sizes) the
+estimate is essentially the trained persons' noisy diaries; with larger samples the sampling
+variances the release reveals let PPI++ take the weight its precision earns (docs/time_use.md).
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from . import ppi
 from .release import Mechanism, minutes_sensitivity
@@ -103,61 +103,131 @@ def _projected_std(std: dict[str, float], m: np.ndarray) -> dict[str, np.ndarray
     return {k: s * scale for k, s in std.items()}
 
 
-def national(trained: ppi.Group, labelled: ppi.Group, sensor: ppi.Group, sensor_predicted: np.ndarray,
+def national(trained: ppi.Group, labelled: ppi.Group, sensor_predicted: np.ndarray,
              std: dict[str, float], labelled_mech: Mechanism, trained_mech: Mechanism,
              rng_labelled: np.random.Generator, rng_trained: np.random.Generator, cells: list[tuple[str, str]],
              day_minutes: float) -> tuple[ppi.Table, dict[str, np.ndarray]]:
     """One NSO's DP release of PPI++, as it runs it: the diary groups' sums released beside the
     sensor-only sums already released (`sensor_predicted`; `std` = the noise of one NSO's sums,
-    national.Setting.ppi_noise_std), made consistent, estimated; and its share of the pooled rows."""
+    national.Setting.ppi_noise_std), made consistent, estimated; and its share of the pooled rows
+    (its released sums: summed over NSOs they are the pooled release, post-processing)."""
     sums = release(trained, labelled, sensor_predicted, std["sensor_predicted"], labelled_mech, trained_mech,
                    rng_labelled, rng_trained, cells)
-    sampling = ppi.parts_by_cell(trained, labelled, sensor, np.full(trained.y.shape[2], DP_LAMBDA))
-    return estimate(sums, sampling, day_minutes), pooling(sums, sampling, day_minutes)
+    return estimate(sums, day_minutes), pooling(sums)
 
 
 def _days(sums: np.ndarray, day_minutes: float) -> np.ndarray:
     return np.maximum(sums.sum(axis=1) / day_minutes, 1.0)[:, None]
 
 
-def estimate(sums: Sums, sampling: ppi.CellParts, day_minutes: float, lam: float = DP_LAMBDA) -> ppi.Table:
+def _ratio_noise(v_num: np.ndarray, v_sum: np.ndarray, cov: np.ndarray, theta: np.ndarray, days: np.ndarray,
+                 k: int, day_minutes: float) -> np.ndarray:
+    """Noise variance of numerator / days when days = (a block of k noisy sums, each with noise
+    variance v_sum) summed / day_minutes and the numerator's noise (variance v_num) has covariance
+    `cov` with each of those sums (delta method): the denominator's noise cancels part of the
+    numerator's (large shares) or adds to it (k large)."""
+    return (v_num - 2 * theta * cov / day_minutes + theta ** 2 * k * v_sum / day_minutes ** 2) / days ** 2
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The two independent estimates [cells, K] from the released sums, the noise variance each
+    carries (public), the held-out persons' diary ratio (only to read the sampling variances) and
+    the released person-days [cells, 1]."""
+
+    theta_t: np.ndarray
+    theta_l: np.ndarray
+    theta_p: np.ndarray
+    noise_t: np.ndarray
+    noise_l: np.ndarray
+    noise_p: np.ndarray
+    days_t: np.ndarray
+    days_l: np.ndarray
+
+
+def parts(sums: Sums, day_minutes: float, lam: float = DP_LAMBDA) -> Parts:
+    d_s, d_t, d_l = (_days(x, day_minutes) for x in (sums.sensor_predicted, sums.trained_diary, sums.labelled_diary))
+    v = {name: np.broadcast_to(x ** 2, (len(d_t), 1)) for name, x in sums.std.items()}
+    k = sums.trained_diary.shape[1]
+    th_t, th_l, th_s = sums.trained_diary / d_t, sums.labelled_diary / d_l, sums.sensor_predicted / d_s
+    resid = (sums.labelled_diary - lam * sums.labelled_predicted) / d_l
+    vt, vl, vs, vf = v["trained_diary"], v["labelled_diary"], v["sensor_predicted"], v["labelled_predicted"]
+    return Parts(
+        theta_t=th_t, theta_l=th_l, theta_p=lam * th_s + resid,
+        noise_t=_ratio_noise(vt, vt, vt, th_t, d_t, k, day_minutes),
+        noise_l=_ratio_noise(vl, vl, vl, th_l, d_l, k, day_minutes),
+        noise_p=lam ** 2 * _ratio_noise(vs, vs, vs, th_s, d_s, k, day_minutes)
+        + _ratio_noise(vl + lam ** 2 * vf, vl, vl, resid, d_l, k, day_minutes),
+        days_t=d_t, days_l=d_l)
+
+
+def _dispersion(excess: np.ndarray, scale: np.ndarray, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per activity [K]: the method-of-moments dispersion sum_c excess / sum_c scale over cells,
+    shrunk towards the all-activity figure with one cell's worth of weight and kept >= 0, and its
+    Satterthwaite degrees of freedom (the squared differences `squares` as independent chi-square
+    terms; the prior's cell counted once)."""
+    overall = excess.sum() / max(scale.sum(), 1e-300)
+    prior = scale.sum() / scale.size  # one (cell, activity)'s worth of scale per activity
+    psi = np.maximum((excess.sum(0) + prior * overall) / np.maximum(scale.sum(0) + prior, 1e-300), 0.0)
+    terms = np.vstack([squares, squares.mean(0, keepdims=True)])
+    return psi, terms.sum(0) ** 2 / np.maximum((terms ** 2).sum(0), 1e-300)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling variances [cells, K] read from a release and the degrees of freedom [K] of each."""
+
+    var_t: np.ndarray
+    var_p: np.ndarray
+    df_t: np.ndarray
+    df_p: np.ndarray
+
+
+def sampling_from_release(p: Parts, day_minutes: float) -> Sampling:
+    """The sampling variances [cells, K] of the trained persons' ratio and of PPI++, read from the
+    release alone. Model: a cell's sampling variance is psi x theta (D - theta) / released
+    person-days (a share of the day, over-dispersed; psi absorbs days per person), one psi per
+    activity and estimate for all cells. Two moment equations over independent groups give them:
+    the trained and the held-out persons' diary ratios differ by sampling and noise only,
+    E[(theta_t - theta_l)^2] = psi_y base (1/d_t + 1/d_l) + noise_t + noise_l; and PPI++ (held-out
+    and sensor-only persons) against the trained ratio, E[(theta_p - theta_t)^2] = psi_y base / d_t
+    + psi_p base / d_l + noise_t + noise_p (its sampling variance scales with the held-out persons'
+    days, which its residual term rests on). A moment equation the noise swamps reads psi = 0: the
+    interval is then the noise's, which is what dominates it."""
+    theta = np.clip((p.theta_t * p.days_t + p.theta_l * p.days_l) / (p.days_t + p.days_l), 0.0, day_minutes)
+    base = np.maximum(theta * (day_minutes - theta), 1e-9)
+    sq_y, sq_p = (p.theta_t - p.theta_l) ** 2, (p.theta_p - p.theta_t) ** 2
+    psi_y, df_t = _dispersion(sq_y - p.noise_t - p.noise_l, base * (1 / p.days_t + 1 / p.days_l), sq_y)
+    var_t = psi_y * base / p.days_t
+    psi_p, df_p = _dispersion(sq_p - var_t - p.noise_t - p.noise_p, base / p.days_l, sq_p)
+    return Sampling(var_t, psi_p * base / p.days_l, df_t, df_p)
+
+
+def estimate(sums: Sums, day_minutes: float, lam: float = DP_LAMBDA) -> ppi.Table:
     """Minutes per day from the released sums: the trained persons' diary ratio and PPI++ (held-out
-    and sensor-only persons), independent, combined by the inverse variance of the noise each
-    carries (known exactly). The interval adds the sampling variances `sampling` (computed with the
-    same lambda); a cell the microdata cannot give one for gets the widest a share of the day can have."""
-    d_s, d_t = _days(sums.sensor_predicted, day_minutes), _days(sums.trained_diary, day_minutes)
-    d_l = _days(sums.labelled_diary, day_minutes)
-    theta_t = sums.trained_diary / d_t
-    theta_p = lam * sums.sensor_predicted / d_s + (sums.labelled_diary - lam * sums.labelled_predicted) / d_l
-    v = {k: x ** 2 for k, x in sums.std.items()}
-    shape = theta_t.shape
-    noise_t = np.broadcast_to(v["trained_diary"] / d_t ** 2, shape)
-    noise_p = np.broadcast_to(lam ** 2 * v["sensor_predicted"] / d_s ** 2
-                              + (v["labelled_diary"] + lam ** 2 * v["labelled_predicted"]) / d_l ** 2, shape)
-    w = ppi.share_of_ppi(noise_t, noise_p)
-    samp_t, samp_p = _quality_variances(sampling, day_minutes)
-    var = ppi.mix_variance(noise_t + samp_t, noise_p + samp_p, w)
-    quantile = np.where(np.isfinite(sampling.quantile), sampling.quantile, ppi.Z95)
-    return ppi.table(ppi.mix(theta_t, theta_p, w), var, quantile, day_minutes)
+    and sensor-only persons), independent, combined by the inverse of their variances - noise
+    (known exactly) plus sampling (`sampling_from_release`) - all post-processing of the release.
+    The 95 % interval uses Student's t at the Satterthwaite degrees of freedom of the estimated
+    part of the variance (the noise part is known): wide where few cells inform the sampling
+    variance and it matters, normal where the noise dominates."""
+    p = parts(sums, day_minutes, lam)
+    s = sampling_from_release(p, day_minutes)
+    var_t, var_p = p.noise_t + s.var_t, p.noise_p + s.var_p
+    w = ppi.share_of_ppi(var_t, var_p)
+    var = ppi.mix_variance(var_t, var_p, w)
+    a, b = (1 - w) ** 2 * s.var_t, w ** 2 * s.var_p
+    estimated = a + b  # one term at the smaller degrees of freedom (the two psi are read from shared sums)
+    df = np.full(var.shape, np.inf)
+    np.divide(var ** 2 * np.minimum(s.df_t, s.df_p), estimated ** 2, out=df, where=estimated > var * 1e-12)
+    quantile = student_t.ppf(0.975, np.maximum(df, 1.0))
+    return ppi.table(ppi.mix(p.theta_t, p.theta_p, w), var, quantile, day_minutes)
 
 
-def _quality_variances(sampling: ppi.CellParts, day_minutes: float) -> tuple[np.ndarray, np.ndarray]:
-    widest = day_minutes ** 2 / 4
-    return (np.where(np.isfinite(sampling.var_t), sampling.var_t, widest),
-            np.where(np.isfinite(sampling.var_p), sampling.var_p, widest))
-
-
-def pooling(sums: Sums, sampling: ppi.CellParts, day_minutes: float) -> dict[str, np.ndarray]:
+def pooling(sums: Sums) -> dict[str, np.ndarray]:
     """This NSO's share of the pooled DP estimate: its released sums (summed over NSOs they are the
-    pooled release - post-processing, no further budget) and, for the pooled interval (a quality
-    figure beside the release, like the national intervals and n2var), its sampling variances, at
-    most day_minutes^2, weighted by its released (noisy) person-days: no exact count leaves the NSO."""
-    d_t = _days(sums.trained_diary, day_minutes)[:, 0]
-    d_l = _days(sums.labelled_diary, day_minutes)[:, 0]
-    var_t, var_p = (np.minimum(v, day_minutes ** 2) for v in _quality_variances(sampling, day_minutes))
+    pooled release - post-processing, no further budget)."""
     return {"ppi_sensor": sums.sensor_predicted, "ppi_labelled_diary": sums.labelled_diary,
             "ppi_labelled_predicted": sums.labelled_predicted, "ppi_trained": sums.trained_diary,
-            "ppi_t2var": d_t[:, None] ** 2 * var_t, "ppi_l2var": d_l[:, None] ** 2 * var_p, "ppi_t": d_t, "ppi_l": d_l,
             "ppi_nsos": np.ones(1)}
 
 
@@ -165,15 +235,10 @@ def pooled(total: dict[str, np.ndarray], std: dict[str, float], day_minutes: flo
            cells: list[tuple[str, str]] | None = None) -> ppi.Table:
     """The pooled rows from the sum over NSOs of `pooling`: `estimate` on the summed sums, whose noise
     is the NSOs' noise summed (`std` is one NSO's before the consistency step, which `cells` says the
-    NSOs took), with the NSOs' sampling variances pooled."""
+    NSOs took); the sampling variances are read from the pooled release itself."""
     nsos = float(total["ppi_nsos"][0])
     if cells is not None:
         std = _projected_std(std, consistency(cells))
     sums = Sums(total["ppi_sensor"], total["ppi_labelled_diary"], total["ppi_labelled_predicted"], total["ppi_trained"],
                 {k: v * np.sqrt(nsos) for k, v in std.items()})
-    cells = len(total["ppi_t"])
-    sampling = ppi.CellParts(np.zeros_like(total["ppi_trained"]),
-                             total["ppi_t2var"] / np.maximum(total["ppi_t"], 1.0)[:, None] ** 2,
-                             np.zeros_like(total["ppi_trained"]),
-                             total["ppi_l2var"] / np.maximum(total["ppi_l"], 1.0)[:, None] ** 2, np.full(cells, ppi.Z95))
-    return estimate(sums, sampling, day_minutes)
+    return estimate(sums, day_minutes)

@@ -121,7 +121,7 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
         tables["default"].append((ppi.by_cell(tr, la, se, st.day_minutes), cc, np.maximum(n, 1.0)))
         if dp:
             noisy = sensor_mech.apply({"minutes": pop.f[s].sum(0)}, rng)["minutes"]
-            table, b = ppi_release.national(tr, la, se, noisy, std, lab_mech, tr_mech, rng, rng, st.cells, st.day_minutes)
+            table, b = ppi_release.national(tr, la, noisy, std, lab_mech, tr_mech, rng, rng, st.cells, st.day_minutes)
             n_dp = np.maximum(noisy.sum(1) / st.day_minutes, 1.0)
             tables["dp_default"].append((table, noisy / n_dp[:, None], n_dp))
             dp_total = b if dp_total is None else {k: dp_total[k] + b[k] for k in b}
