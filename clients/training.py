@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -26,6 +27,24 @@ class TrainingConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
     batch_size: int = Field(256, ge=1, le=1_000_000)
     local_epochs: int = Field(1, ge=1, le=1000)
+    min_round_steps: int = Field(
+        0, ge=0, le=1_000_000,
+        description="without DP: the fewest optimizer steps an NSO takes per round; on small data a round makes "
+                    "as many passes as that takes (0: exactly local_epochs passes)")
+
+
+def local_passes(n: int, cfg: TrainingConfig) -> int:
+    """Passes over an NSO's n training windows in one round without DP: local_epochs, or as many
+    more as min_round_steps needs. An epoch count alone does not scale: on the default data one
+    pass is 55-236 steps, on a real table of 28 windows one step, and 10 rounds of one step leave
+    the model untrained (issue 24; measured in docs/federated.md)."""
+    batches = max(1, math.ceil(n / cfg.batch_size))
+    return max(cfg.local_epochs, math.ceil(cfg.min_round_steps / batches))
+
+
+def local_steps(n: int, cfg: TrainingConfig) -> int:
+    """Optimizer steps of one round without DP (`local_passes` x batches per pass)."""
+    return local_passes(n, cfg) * math.ceil(n / cfg.batch_size) if n else 0
 
 
 def loss_fn(out: torch.Tensor, y: torch.Tensor, wb: torch.Tensor, wb_weight: float, n_classes: int,
@@ -46,7 +65,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.O
 
 def train(model: ActivityNet, data: Arrays, cfg: TrainingConfig, mcfg: ModelConfig, seed: int,
           proximal_mu: float = 0.0) -> dict[str, float]:
-    """`local_epochs` passes over shuffled mini-batches; FedProx adds mu/2 ||w - w_global||^2."""
+    """`local_passes` passes over shuffled mini-batches; FedProx adds mu/2 ||w - w_global||^2."""
     n = len(data)
     if n == 0:
         return {"train_loss": float("nan"), "steps": 0}
@@ -56,7 +75,7 @@ def train(model: ActivityNet, data: Arrays, cfg: TrainingConfig, mcfg: ModelConf
     anchor = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else None
     model.train()
     total, steps = 0.0, 0
-    for _ in range(cfg.local_epochs):
+    for _ in range(local_passes(n, cfg)):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, cfg.batch_size):
             idx = order[start:start + cfg.batch_size]

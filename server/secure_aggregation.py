@@ -8,7 +8,6 @@ aggregate, or the run stops with the stage, the NSOs still active and the thresh
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from flwr.server.workflow import SecAggPlusWorkflow
 from clients.privacy.config import PrivacyConfig
 from clients.privacy.sampling import rate_for, steps_per_round
 from clients.secure_aggregation.config import SecureAggregationConfig
-from clients.training import TrainingConfig
+from clients.training import TrainingConfig, local_steps
 
 from .strategy import RoundFailed, failure_reason
 
@@ -135,7 +134,7 @@ def auto_ranges(cfg: SecureAggregationConfig, index: dict, training: TrainingCon
                                  privacy.steps_per_round)
                  for nso, n in windows.items()]
     else:
-        steps = [training.local_epochs * math.ceil(n / training.batch_size) for n in windows.values()]
+        steps = [local_steps(n, training) for n in windows.values()]
     return max_weight, float(ADAM_STEP_BOUND * training.lr * max(steps))
 
 

@@ -37,7 +37,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
                      "and kept no diary (no label column), for time-use estimation (inference.sensor_only_path)")
     imp.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     conv = dsub.add_parser("convert", help="a public wearable dataset shipped by a registry package, as a dataset")
-    conv.add_argument("name", help="dataset: seglearn-watch")
+    conv.add_argument("name", help="dataset: seglearn-watch (2-s windows), seglearn-watch-recordings (one window per "
+                      "recording, 80 recordings: a small real table)")
     conv.add_argument("--out", required=True, help="output dataset directory")
     conv.add_argument("--window-seconds", type=float, default=2.0, help="window length (default 2 s)")
     conv.add_argument("--format", choices=("parquet", "csv"), default="parquet")

@@ -9,4 +9,5 @@ from __future__ import annotations
 # name -> "module:function", imported only when chosen
 CONVERTERS: dict[str, str] = {
     "seglearn-watch": "datasets.converters.seglearn_watch:convert",
+    "seglearn-watch-recordings": "datasets.converters.seglearn_watch:convert_recordings",
 }

@@ -66,6 +66,46 @@ def _windows(series: np.ndarray, n: int) -> dict[str, np.ndarray]:
     return out
 
 
+RECORDING_ACTIVITIES = 4  # the per-recording table keeps the first four exercises: 80 recordings
+STATISTICS = ("mean", "sd", "min", "max")
+CHANNELS = (("ax", ACC_G, -ACC_G, "g"), ("ay", ACC_G, -ACC_G, "g"), ("az", ACC_G, -ACC_G, "g"),
+            ("wx", GYRO_RAD_S, -GYRO_RAD_S, "rad/s"), ("wy", GYRO_RAD_S, -GYRO_RAD_S, "rad/s"),
+            ("wz", GYRO_RAD_S, -GYRO_RAD_S, "rad/s"), ("acc_mag", ACC_G * np.sqrt(3), 0.0, "g"),
+            ("gyro_mag", GYRO_RAD_S * np.sqrt(3), 0.0, "rad/s"))
+
+
+def convert_recordings(window_seconds: float = 2.0) -> Dataset:
+    """The small table a user with a handful of recordings brings (issue 24): one row per recording
+    of the first four exercises (80 recordings), each recording its own person with one window, 32
+    features (mean, SD, minimum and maximum of the six axes and the two magnitudes over the whole
+    recording). Recordings of one subject count as different persons, as in such a table - so a
+    subject's other recordings may sit in the test set. `window_seconds` is ignored: a window is a
+    whole recording (nominally 40 s, the recordings' median)."""
+    raw = np.load(source_file(), allow_pickle=True).item()
+    codes = list(raw["y_labels"])
+    labels = [LABELS[c] for c in codes[:RECORDING_ACTIVITIES]]
+    feats = [FeatureSpec(name=f"{ch}_{stat}", unit=unit, min=0.0 if stat == "sd" else low, max=full)
+             for ch, full, low, unit in CHANNELS for stat in STATISTICS]
+    schema = TableSchema(name="seglearn-watch-recordings", description="smartwatch shoulder exercises (Burns et al. "
+                         "2018), one window per recording", windows=WindowSpec(seconds=40.0), features=feats,
+                         label=LabelSpec(column="exercise", values=labels))
+    rows = []
+    for i, (series, y) in enumerate(zip(raw["X"], raw["y"])):
+        if int(y) >= RECORDING_ACTIVITIES:
+            continue
+        s = np.asarray(series, dtype=np.float64)
+        chans = [s[:, j] for j in range(6)] + [np.sqrt((s[:, :3] ** 2).sum(1)), np.sqrt((s[:, 3:] ** 2).sum(1))]
+        row = {"person_id": f"R{i:03d}", "day": 0, "slot": 0, "activity": LABELS[codes[int(y)]]}
+        for (ch, *_), v in zip(CHANNELS, chans):
+            row.update({f"{ch}_mean": v.mean(), f"{ch}_sd": v.std(), f"{ch}_min": v.min(), f"{ch}_max": v.max()})
+        rows.append(row)
+    windows = pd.DataFrame(rows)
+    windows["activity"] = pd.Categorical(windows["activity"], categories=schema.labels)
+    windows["wellbeing"] = np.float32(np.nan)
+    return Dataset(windows=windows[["person_id", "day", "slot", *[f.name for f in feats], "activity", "wellbeing"]],
+                   persons=pd.DataFrame(), schema=schema)
+
+
 def convert(window_seconds: float = 2.0, subjects: int | None = None) -> Dataset:
     """The recordings as a window table with its schema; `subjects` keeps only the first few."""
     n = int(round(window_seconds * HZ))

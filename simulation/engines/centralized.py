@@ -4,7 +4,7 @@ ceiling: one trusted curator running DP-SGD (clients/privacy/dp_sgd.py) on the p
 run's epsilon and delta, with the privacy unit of the config (issue 21). It separates what privacy
 costs from what federation costs.
 
-One "round" = local_epochs passes over the pooled data (DP: as many noisy steps), so rounds compare
+One "round" = training.local_passes over the pooled data (DP: local_epochs passes of noisy steps), so rounds compare
 with federated runs. Under DP the curator samples persons (or records) at the nso scope's rate -
 `privacy.person_batch_size` persons per step (`person_sample_rate` when given, except in a
 federation-scope config, where it is a per-round rate of another algorithm) - calibrates sigma to
