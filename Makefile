@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/ppml bench time_use
 	$(BIN)/ppml bench audit
 	$(BIN)/ppml bench coverage
+	$(BIN)/ppml bench small_data
 
 clean:
 	rm -rf $(VENV) runs

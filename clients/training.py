@@ -28,7 +28,7 @@ class TrainingConfig(BaseModel):
     batch_size: int = Field(256, ge=1, le=1_000_000)
     local_epochs: int = Field(1, ge=1, le=1000)
     min_round_steps: int = Field(
-        0, ge=0, le=1_000_000,
+        500, ge=0, le=1_000_000,
         description="without DP: the fewest optimizer steps an NSO takes per round; on small data a round makes "
                     "as many passes as that takes (0: exactly local_epochs passes)")
 

@@ -63,6 +63,8 @@ BENCHES = {
     "time_use": ("time-use estimates over seeds and replicated samples: PPI++ vs the diary sample and "
                  "classify-and-count, interval coverage per row type, DP cost",
                  [("--seeds", 3), ("--rounds", 30), ("--replications", 50)]),
+    "small_data": ("the embedded defaults vs the tuned recipe on two small real tables (target: within 5 points)",
+                   [("--seeds", 5)]),
 }
 
 

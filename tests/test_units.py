@@ -14,7 +14,7 @@ from clients.privacy.accounting import RDP_ORDERS, PrivacyLedger, epsilon_of, re
 from clients.privacy.config import PrivacyConfig
 from clients.run_config import UNSET, flatten, nest, section, to_run_config
 from clients.secure_aggregation.config import Dropout, SecureAggregationConfig
-from clients.training import TrainingConfig
+from clients.training import TrainingConfig, local_passes, local_steps
 from datasets.errors import UserError
 from server.records import RoundRecorder
 from server.secure_aggregation import ADAM_STEP_BOUND, auto_ranges, quantization_error_bound
@@ -73,15 +73,27 @@ def test_ledger_epsilon_is_bit_identical_to_opacus_over_the_whole_history():
 
 
 def test_auto_ranges_bound_adam_deltas_and_refuse_a_max_weight_that_overflows():
-    t = TrainingConfig(optimizer="adam", lr=0.01, batch_size=100, local_epochs=2)
+    t = TrainingConfig(optimizer="adam", lr=0.01, batch_size=100, local_epochs=2, min_round_steps=0)
     max_weight, clip = auto_ranges(SecureAggregationConfig(enabled=True), INDEX, t, PrivacyConfig())
     assert max_weight == 4000.0
     assert clip == pytest.approx(ADAM_STEP_BOUND * 0.01 * 2 * 40)  # 40 batches of NSO B, 2 epochs
+    # the default step minimum: B makes ceil(500 / 40) = 13 passes, the longest round of the two
+    _, clip_min = auto_ranges(SecureAggregationConfig(enabled=True), INDEX, t.model_copy(update={"min_round_steps": 500}),
+                              PrivacyConfig())
+    assert clip_min == pytest.approx(ADAM_STEP_BOUND * 0.01 * 13 * 40)
     _, clip_sgd = auto_ranges(SecureAggregationConfig(enabled=True), INDEX, t.model_copy(update={"optimizer": "sgd"}),
                               PrivacyConfig())
     assert clip_sgd == 8.0
     with pytest.raises(RoundFailed, match="below NSO B's 4000"):
         auto_ranges(SecureAggregationConfig(enabled=True, max_weight=3000.0), INDEX, t, PrivacyConfig())
+
+
+def test_a_round_takes_at_least_min_round_steps_steps_in_whole_passes():
+    t = TrainingConfig(batch_size=10, local_epochs=2, min_round_steps=25)
+    assert [local_passes(n, t) for n in (5, 30, 100, 1000)] == [25, 9, 3, 2]  # at least local_epochs
+    assert [local_steps(n, t) for n in (0, 5, 30, 100, 1000)] == [0, 25, 27, 30, 200]
+    assert local_passes(5, t.model_copy(update={"min_round_steps": 0})) == 2  # 0: exactly local_epochs
+    assert TrainingConfig().min_round_steps == 500  # the default, chosen on validation (docs/federated.md)
 
 
 def test_quantization_error_bound_shrinks_with_the_grid_and_grows_with_the_range():
