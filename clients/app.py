@@ -1,6 +1,6 @@
 """The NSO ClientApp: the SecAgg+ and dropout mods around an NSOClient (clients/nso_client.py).
 
-Kept light on purpose: the deployment engine starts a ClientApp process for every Flower message,
+Kept light on purpose: under Flower's own deployment runtime every Flower message starts a ClientApp process,
 and only training and evaluation messages reach the client; SecAgg+'s setup, share-keys and unmask
 stages are answered by the mod, so importing torch and Opacus waits until a client is built.
 """

@@ -62,6 +62,10 @@ class EngineConfig(BaseModel):
     ray_num_cpus: int = Field(2, ge=1, le=1024, description="CPUs Ray may use (ray engine)")
     local_workers: int | None = Field(None, ge=1, le=1024, description="local engine: worker processes that train NSOs "
                                                                         "at once (default: one per core; 1 under SecAgg+); results do not change")
+    deployment_runtime: Literal["persistent", "flower"] = Field(
+        "persistent", description="deployment engine: 'persistent' - one long-lived ClientApp process per SuperNode "
+                                  "and a 0.1 s idle poll (simulation/engines/clientapp_worker.py, supernode.py); 'flower' - "
+                                  "Flower's own SuperNode: a new ClientApp process per message, a 3 s idle wait")
 
 
 class OutputConfig(BaseModel):

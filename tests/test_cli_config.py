@@ -50,15 +50,19 @@ def test_every_shipped_experiment_config_is_valid():
     from simulation.sweeps.plan import load_sweep
 
     files = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
+
+    def real(f: Path) -> bool:  # needs data/watch or data/recordings, converted first (docs/data_format.md)
+        return "real_watch" in f.name or "real_recordings" in f.name
+
     assert len(files) >= 5
     for f in files:
         raw = tomllib.loads(f.read_text())
         if "sweep" in raw:
-            if "real_watch" not in f.name:  # needs data/watch, converted first (docs/data_format.md)
+            if not real(f):
                 assert load_sweep(f)[1]  # every point valid, before anything runs
         elif "coverage" in raw:
             CoverageConfig.model_validate(raw["coverage"])
-        elif "real_watch" not in f.name:
+        elif not real(f):
             load_config(f)
 
 

@@ -99,11 +99,19 @@ class DeploymentEngine:
                 raise UserError(f"registering the SuperNode key of NSO {name} failed: {reg.stdout}{reg.stderr}")
             node_data = dep / "data" / name  # this NSO's own files, nothing else
             _link_own_files(Path(job.data_dir), node_data, name, str(job.run_config.get("inference-subdir") or ""))
-        procs.start(f"supernode-{name}", [
-            str(BIN / "flower-supernode"), "--root-certificates", str(ca), "--superlink", f"127.0.0.1:{link_port}",
+        persistent = job.cfg.engine.deployment_runtime == "persistent"
+        runtime_port = free_port()
+        launcher = [sys.executable, "-m", "simulation.engines.supernode"] if persistent else [str(BIN / "flower-supernode")]
+        node = procs.start(f"supernode-{name}", [
+            *launcher, "--root-certificates", str(ca), "--superlink", f"127.0.0.1:{link_port}",
             "--auth-supernode-private-key", str(private), "--node-config",
             f"nso='{name}' data-dir='{node_data}' {NODE_SECRET_KEY}='{simulated_node_secret(job.cfg.seed, name)}'",
-            "--port", str(free_port()), "--isolation", "subprocess"])
+            "--port", str(runtime_port), "--isolation", "process" if persistent else "subprocess"], cwd=APP_DIR)
+        if persistent:  # the SuperNode's ClientApps run in one long-lived process beside it, ended with it
+            wait_port(runtime_port, node, dep / "logs" / f"supernode-{name}.log", name=f"NSO {name}'s SuperNode")
+            procs.start(f"clientapp-{name}", [
+                sys.executable, "-m", "simulation.engines.clientapp_worker", "--runtime-api-address",
+                f"127.0.0.1:{runtime_port}", "--parent-pid", str(node.pid)], cwd=APP_DIR)
 
     def _follow(self, job: EngineRun, procs: Processes, submit: subprocess.Popen, link: subprocess.Popen,
                 dep: Path) -> None:
@@ -128,5 +136,10 @@ class DeploymentEngine:
                 break
             if link.poll() is not None:
                 raise UserError(f"the SuperLink stopped (code {link.returncode}); see {dep / 'logs'}")
+            for name, proc in procs.procs.items():  # a worker ends only with its SuperNode
+                node = procs.procs.get(name.replace("clientapp-", "supernode-"))
+                if name.startswith("clientapp-") and proc.poll() is not None and node and node.poll() is None:
+                    raise UserError(f"NSO {name[10:]}'s ClientApp worker stopped (code {proc.returncode}) while its "
+                                    f"SuperNode runs; see {dep / 'logs' / (name + '.log')}")
         if submit.returncode != 0:
             raise UserError(f"`flwr run` failed with code {submit.returncode}; see {dep / 'logs' / 'flwr-run.log'}")
