@@ -198,3 +198,19 @@ def test_secagg_training_stage_waits_its_own_timeout_and_key_stages_theirs():
         wf._track(stage, lambda g, c, s, st=stage: seen.setdefault(st, wf.timeout) is not None, None, None, None)
     assert seen == {"setup": 15.0, "share_keys": 15.0, "collect_masked_vectors": 90.0, "unmask": 15.0}
     assert CheckedSecAggPlusWorkflow(num_shares=3, reconstruction_threshold=2, timeout=15.0).train_timeout == 15.0
+
+
+def test_the_supernode_launcher_shortens_only_flowers_polling_sleeps(monkeypatch):
+    import flwr.supernode.start_client_internal as loop
+
+    from simulation.engines import supernode
+
+    slept = []
+    monkeypatch.setattr(supernode._time, "sleep", slept.append)
+    monkeypatch.setattr(loop, "time", loop.time)  # undone after the test
+    supernode.patch(0.05)
+    for seconds in (3, 0.5, 1.0):
+        loop.time.sleep(seconds)
+    assert slept == [0.05, 0.05, 1.0] and loop.time.monotonic() > 0  # other calls reach the real module
+    with pytest.raises(SystemExit, match="must be above 0"):
+        supernode.patch(0.0)
