@@ -54,8 +54,8 @@ def _client_app(run, fab) -> ClientApp:
     return _APPS[fab.hash_str]
 
 
-def run_task(address: str, token: str) -> bool:
-    """Run one ClientApp task in this process; True if the ClientApp completed."""
+def run_task(address: str, token: str) -> None:
+    """Run one ClientApp task in this process; its outcome goes to the SuperNode as the task output."""
     client = _client(address, RuntimeVersionHttpInterceptor(component_name="flwr-clientapp"),
                      RuntimeTokenHttpInterceptor(token))
     heartbeat = HeartbeatSender(make_task_heartbeat_fn_http(client))
@@ -81,7 +81,6 @@ def run_task(address: str, token: str) -> bool:
             push_task_output(client, context, status, details)
             heartbeat.stop()
             client.close()
-    return status == SubStatus.COMPLETED
 
 
 def serve(address: str, poll_s: float) -> None:

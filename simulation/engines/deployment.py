@@ -136,10 +136,10 @@ class DeploymentEngine:
                 break
             if link.poll() is not None:
                 raise UserError(f"the SuperLink stopped (code {link.returncode}); see {dep / 'logs'}")
-            for name, proc in procs.procs.items():  # a worker ends only with its SuperNode
-                node = procs.procs.get(name.replace("clientapp-", "supernode-"))
-                if name.startswith("clientapp-") and proc.poll() is not None and node and node.poll() is None:
-                    raise UserError(f"NSO {name[10:]}'s ClientApp worker stopped (code {proc.returncode}) while its "
-                                    f"SuperNode runs; see {dep / 'logs' / (name + '.log')}")
+            for nso in job.nsos:  # a worker ends only with its SuperNode
+                worker, node = procs.procs.get(f"clientapp-{nso}"), procs.procs[f"supernode-{nso}"]
+                if worker is not None and worker.poll() is not None and node.poll() is None:
+                    raise UserError(f"NSO {nso}'s ClientApp worker stopped (code {worker.returncode}) while its "
+                                    f"SuperNode runs; see {dep / 'logs' / f'clientapp-{nso}.log'}")
         if submit.returncode != 0:
             raise UserError(f"`flwr run` failed with code {submit.returncode}; see {dep / 'logs' / 'flwr-run.log'}")
