@@ -3,16 +3,29 @@ the fit workflow), with reply timeouts, and the wait for every NSO node before r
 
 from __future__ import annotations
 
+import threading
 import time
 
 from flwr.server.workflow import DefaultWorkflow
 from flwr.server.workflow.default_workflows import default_evaluate_workflow, default_fit_workflow
 from flwr.serverapp import Grid
+from flwr.superlink.grid.http_grid import HttpGrid
 
 from .strategy import RoundFailed
 
 
 POLL_S = 0.05  # how often replies are pulled; Flower's deployment grid sleeps 3 s between pulls
+MAX_POLL_S = 0.25  # per-message pulls (over a SuperLink) back off to this, so 8 NSOs cost it 32 requests/s
+
+
+def _pulls_from_superlink(grid) -> bool:
+    """Whether replies come from a SuperLink, uploaded object by object by SuperNodes (which can die
+    mid-upload); wrappers such as the message log hold the grid they wrap as `inner`."""
+    while grid is not None:
+        if isinstance(grid, HttpGrid):
+            return True
+        grid = getattr(grid, "inner", getattr(grid, "_grid", None))
+    return False
 
 
 class PollingGrid:
@@ -21,10 +34,19 @@ class PollingGrid:
     at most `timeout` seconds when one is given (Flower's default workflows wait forever for a node
     that died); replies that never come are then missing, and the strict strategy reports or
     tolerates them. Replies come back in the order of the messages, so that sums over them are
-    taken in one order and runs stay bit-identical."""
+    taken in one order and runs stay bit-identical.
 
-    def __init__(self, grid: Grid, timeout: float | None = None) -> None:
+    Over a SuperLink each message's reply is pulled on its own thread. Flower's pull marks every
+    reply it lists as delivered and then downloads their objects one reply after another, retrying
+    a missing object until the SuperNode's upload session expires (180 s): a SuperNode killed while
+    uploading its reply would hold the whole batch that long and every other NSO's reply in it
+    would be lost, failing the round (seen in CI). Pulled one by one, such a reply is only missing
+    when the stage's timeout ends, as any dropout's."""
+
+    def __init__(self, grid: Grid, timeout: float | None = None, pull_each: bool | None = None) -> None:
+        """`pull_each`: one thread per reply; by default when the grid pulls from a SuperLink."""
         self._grid, self._timeout = grid, timeout
+        self._pull_each_reply = _pulls_from_superlink(grid) if pull_each is None else pull_each
 
     def __getattr__(self, name):
         return getattr(self._grid, name)
@@ -32,19 +54,61 @@ class PollingGrid:
     def send_and_receive(self, messages, *, timeout=None):
         timeout = timeout if timeout is not None else self._timeout
         order = list(self._grid.push_messages(messages))
+        end = None if timeout is None else time.monotonic() + timeout
+        pull = self._pull_each if self._pull_each_reply else self._pull_together
+        replies = pull(order, end)
+        rank = {m: i for i, m in enumerate(order)}  # replies in message order: aggregation sums in one order
+        return sorted(replies, key=lambda r: rank.get(r.metadata.reply_to_message_id, len(rank)))
+
+    def _pull_together(self, order: list[str], end: float | None) -> list:
         waiting = list(order)  # a list, not a set: pulls in push order, whatever the hash seed
-        end = time.monotonic() + (timeout or 0.0)
         replies = []
         while waiting:
             pulled = list(self._grid.pull_messages(waiting))
             replies.extend(pulled)
             answered = {m.metadata.reply_to_message_id for m in pulled}
             waiting = [m for m in waiting if m not in answered]
-            if not waiting or (timeout is not None and time.monotonic() >= end):
+            if not waiting or (end is not None and time.monotonic() >= end):
                 break
             time.sleep(POLL_S)
-        rank = {m: i for i, m in enumerate(order)}  # replies in message order: aggregation sums in one order
-        return sorted(replies, key=lambda r: rank.get(r.metadata.reply_to_message_id, len(rank)))
+        return replies
+
+    def _pull_each(self, order: list[str], end: float | None) -> list:
+        got: dict[str, list] = {}
+        lock, all_in = threading.Lock(), threading.Event()
+        state: dict = {"open": True, "left": len(order), "error": None}
+
+        def pull(message_id: str) -> None:
+            wait = POLL_S
+            try:
+                while True:
+                    pulled = list(self._grid.pull_messages([message_id]))
+                    if pulled or (end is not None and time.monotonic() >= end):
+                        break
+                    time.sleep(wait)
+                    wait = min(wait * 1.5, MAX_POLL_S)
+                with lock:
+                    if state["open"] and pulled:  # a reply after the stage ended is dropped, as a late one
+                        got[message_id] = pulled
+            except Exception as exc:  # the SuperLink failed us: the stage fails, as with Flower's own pull
+                with lock:
+                    state["error"] = state["error"] or exc
+            finally:
+                with lock:
+                    state["left"] -= 1
+                    if state["left"] == 0:
+                        all_in.set()
+
+        if not order:
+            return []
+        for message_id in order:  # daemon threads: one stuck in a dead node's upload cannot hold the exit
+            threading.Thread(target=pull, args=(message_id,), daemon=True, name=f"pull-{message_id[:8]}").start()
+        all_in.wait(None if end is None else max(0.0, end - time.monotonic()) + POLL_S)
+        with lock:
+            state["open"] = False
+            if state["error"] is not None:
+                raise state["error"]
+            return [r for m in order for r in got.get(m, [])]
 
 
 def wait_for_nodes(grid: Grid, expected: int, timeout_s: float) -> None:

@@ -188,6 +188,38 @@ def test_polling_grid_returns_every_reply_as_soon_as_the_last_arrives_and_honour
     assert 0.3 <= time.monotonic() - start < 0.3 + 10 * POLL_S
 
 
+class _StuckGrid(_SlowGrid):
+    """m1's reply is listed but its objects never finish downloading (its SuperNode died mid-upload)."""
+
+    def __init__(self, ready, stuck: str = "m1", fail: str | None = None) -> None:
+        super().__init__(ready)
+        self.stuck, self.fail = stuck, fail
+
+    def pull_messages(self, ids):
+        import time
+
+        if self.stuck in ids:
+            time.sleep(30)
+        if self.fail in ids:
+            raise ConnectionError("SuperLink gone")
+        return super().pull_messages(ids)
+
+
+def test_polling_grid_over_a_superlink_loses_only_the_reply_stuck_in_a_dead_nodes_upload():
+    import time
+
+    from server.workflow import POLL_S, PollingGrid
+
+    start = time.monotonic()
+    replies = PollingGrid(_StuckGrid([1, 1, 2]), timeout=1.0, pull_each=True).send_and_receive([object()] * 3)
+    assert [r.metadata.reply_to_message_id for r in replies] == ["m0", "m2"]  # in message order, m1 missing
+    assert time.monotonic() - start < 1.0 + 10 * POLL_S  # not held by m1's 30 s download
+    assert PollingGrid(_SlowGrid([1, 1, 1]), pull_each=True).send_and_receive([object()] * 3)  # no timeout: waits for all
+    with pytest.raises(ConnectionError, match="SuperLink gone"):  # a failing SuperLink fails the stage loudly
+        PollingGrid(_StuckGrid([1, 1], stuck="none", fail="m1"), timeout=1.0, pull_each=True).send_and_receive(
+            [object()] * 2)
+
+
 def test_secagg_training_stage_waits_its_own_timeout_and_key_stages_theirs():
     from server.secure_aggregation import CheckedSecAggPlusWorkflow
 
