@@ -244,5 +244,7 @@ def test_the_supernode_launcher_shortens_only_flowers_polling_sleeps(monkeypatch
     for seconds in (3, 0.5, 1.0):
         loop.time.sleep(seconds)
     assert slept == [0.05, 0.05, 1.0] and loop.time.monotonic() > 0  # other calls reach the real module
-    with pytest.raises(SystemExit, match="must be above 0"):
-        supernode.patch(0.0)
+    assert supernode.poll_from_env({}) == 0.1 and supernode.poll_from_env({"FLWR_SUPERNODE_IDLE_POLL_S": "0.5"}) == 0.5
+    for bad in ("0", "-1", "fast", "nan"):
+        with pytest.raises(SystemExit, match="must be a number of seconds above 0"):
+            supernode.poll_from_env({"FLWR_SUPERNODE_IDLE_POLL_S": bad})

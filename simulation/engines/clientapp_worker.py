@@ -32,6 +32,7 @@ from flwr.supercore.app_utils import start_parent_process_monitor
 from flwr.supercore.constant import TaskType
 from flwr.supercore.heartbeat import HeartbeatSender, make_task_heartbeat_fn_http
 from flwr.supercore.interceptors import RuntimeTokenHttpInterceptor, RuntimeVersionHttpInterceptor
+from flwr.supercore.logger import update_console_handler
 from flwr.supercore.retry import make_simple_http_retry_invoker
 from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supernode.runtime.run_clientapp import pull_task_input, push_message, push_task_output
@@ -62,9 +63,12 @@ def run_task(address: str, token: str) -> None:
     heartbeat.start()
     message = context = reply = None
     status, details = SubStatus.FAILED, "ClientApp task failed due to unknown reason"
+    marks = [("start", time.perf_counter())]  # phase times in the log: where a deployment round goes
     try:
         message, context, run, fab = pull_task_input(client)
+        marks.append(("input", time.perf_counter()))
         reply = _client_app(run, fab)(message=message, context=context)
+        marks.append(("app", time.perf_counter()))
         status, details = SubStatus.COMPLETED, ""
     except Exception as ex:  # the reply names the failure, as flwr-clientapp's does
         code = ErrorCode.LOAD_CLIENT_APP_EXCEPTION if isinstance(ex, LoadClientAppError) \
@@ -77,10 +81,15 @@ def run_task(address: str, token: str) -> None:
         try:
             if reply is not None and context is not None:
                 push_message(client, reply, context)
+                marks.append(("reply", time.perf_counter()))
         finally:
             push_task_output(client, context, status, details)
+            marks.append(("output", time.perf_counter()))
             heartbeat.stop()
             client.close()
+            kind = message.metadata.message_type if message is not None else "?"
+            log(INFO, "task %s (%s): %s", kind, status, ", ".join(
+                f"{name} {t - prev:.3f} s" for (_, prev), (name, t) in zip(marks, marks[1:])))
 
 
 def serve(address: str, poll_s: float) -> None:
@@ -101,6 +110,7 @@ def main() -> None:
     p.add_argument("--parent-pid", type=int, help="end when this process (the SuperNode) ends")
     p.add_argument("--poll-s", type=float, default=0.05, help="wait between task polls when idle")
     a = p.parse_args()
+    update_console_handler(timestamps=True, colored=False)  # its log is a file: when, not colours
     if a.parent_pid is not None:
         start_parent_process_monitor(a.parent_pid)
     serve(a.runtime_api_address, a.poll_s)

@@ -39,8 +39,6 @@ def patch(poll_s: float) -> None:
     """Shorten the SuperNode's idle wait in this process; refuse if Flower's loop changed."""
     import flwr.supernode.start_client_internal as loop
 
-    if not poll_s > 0:
-        raise SystemExit(f"FLWR_SUPERNODE_IDLE_POLL_S = {poll_s}: must be above 0")
     source = inspect.getsource(loop)
     if source.count(f"time.sleep({IDLE_SLEEP_S})") != 1 or source.count(f"time.sleep({REPLY_POLL_S})") != 2:
         raise SystemExit("flwr.supernode.start_client_internal no longer polls as this launcher expects (3 s idle, "
@@ -49,9 +47,24 @@ def patch(poll_s: float) -> None:
     loop.time = _ShortIdle(poll_s)
 
 
+def poll_from_env(environ=os.environ) -> float:
+    """FLWR_SUPERNODE_IDLE_POLL_S as seconds; a value that is not a positive number is refused."""
+    raw = environ.get("FLWR_SUPERNODE_IDLE_POLL_S", "0.1")
+    try:
+        poll_s = float(raw)
+    except ValueError:
+        poll_s = float("nan")
+    if not poll_s > 0:
+        raise SystemExit(f"FLWR_SUPERNODE_IDLE_POLL_S = {raw!r}: must be a number of seconds above 0, e.g. 0.1")
+    return poll_s
+
+
 def main() -> None:
-    patch(float(os.environ.get("FLWR_SUPERNODE_IDLE_POLL_S", "0.1")))
+    patch(poll_from_env())
+    from flwr.supercore.logger import update_console_handler
     from flwr.supernode.cli import flower_supernode
+
+    update_console_handler(timestamps=True, colored=False)  # its log is a file: when, not colours
 
     sys.argv = ["flower-supernode", *sys.argv[1:]]
     flower_supernode()
