@@ -16,8 +16,6 @@ from .strategy import RoundFailed
 
 POLL_S = 0.05  # how often replies are pulled; Flower's deployment grid sleeps 3 s between pulls
 MAX_POLL_S = 0.25  # per-message pulls (over a SuperLink) back off to this, so 8 NSOs cost it 32 requests/s
-
-
 OBJECT_RETRY_S = 0.02  # first retry of a reply object not yet uploaded; Flower waits 1 s
 
 
@@ -71,8 +69,9 @@ class PollingGrid:
     def __init__(self, grid: Grid, timeout: float | None = None, pull_each: bool | None = None) -> None:
         """`pull_each`: one thread per reply; by default when the grid pulls from a SuperLink."""
         self._grid, self._timeout = grid, timeout
-        self._pull_each_reply = _pulls_from_superlink(grid) if pull_each is None else pull_each
-        if _pulls_from_superlink(grid):
+        remote = _pulls_from_superlink(grid)
+        self._pull_each_reply = remote if pull_each is None else pull_each
+        if remote:
             _shorten_object_retry()
 
     def __getattr__(self, name):
@@ -126,6 +125,8 @@ class PollingGrid:
                     if state["left"] == 0:
                         all_in.set()
 
+        order = [m for m in order if m]  # Flower lists a message it could not push as None: no reply comes
+        state["left"] = len(order)
         if not order:
             return []
         for message_id in order:  # daemon threads: one stuck in a dead node's upload cannot hold the exit

@@ -215,6 +215,10 @@ def test_polling_grid_over_a_superlink_loses_only_the_reply_stuck_in_a_dead_node
     assert [r.metadata.reply_to_message_id for r in replies] == ["m0", "m2"]  # in message order, m1 missing
     assert time.monotonic() - start < 1.0 + 10 * POLL_S  # not held by m1's 30 s download
     assert PollingGrid(_SlowGrid([1, 1, 1]), pull_each=True).send_and_receive([object()] * 3)  # no timeout: waits for all
+    unpushed = _SlowGrid([1, 1])
+    unpushed.push_messages = lambda messages: ["m0", None]  # Flower's mark of a message it could not push
+    assert [r.metadata.reply_to_message_id for r in PollingGrid(unpushed, timeout=1.0, pull_each=True)
+            .send_and_receive([object()] * 2)] == ["m0"]
     with pytest.raises(ConnectionError, match="SuperLink gone"):  # a failing SuperLink fails the stage loudly
         PollingGrid(_StuckGrid([1, 1], stuck="none", fail="m1"), timeout=1.0, pull_each=True).send_and_receive(
             [object()] * 2)
