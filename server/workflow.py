@@ -9,38 +9,16 @@ import time
 from flwr.server.workflow import DefaultWorkflow
 from flwr.server.workflow.default_workflows import default_evaluate_workflow, default_fit_workflow
 from flwr.serverapp import Grid
+from flwr.superlink.grid import http_grid
 from flwr.superlink.grid.http_grid import HttpGrid
+
+from clients.object_retry import retry_objects_sooner
 
 from .strategy import RoundFailed
 
 
 POLL_S = 0.05  # how often replies are pulled; Flower's deployment grid sleeps 3 s between pulls
 MAX_POLL_S = 0.25  # per-message pulls (over a SuperLink) back off to this, so 8 NSOs cost it 32 requests/s
-OBJECT_RETRY_S = 0.02  # first retry of a reply object not yet uploaded; Flower waits 1 s
-
-
-def _shorten_object_retry() -> None:
-    """Make the SuperLink grid retry a missing reply object after OBJECT_RETRY_S, not 1 s.
-
-    A SuperNode announces its reply before uploading the reply's objects, so the first pull of a
-    masked vector or an evaluation usually finds them missing and Flower's pull_objects
-    (PULL_INITIAL_BACKOFF) waits 1 s before it asks again: about 1 s of each training and evaluation
-    exchange (`ppml bench deployment`). Everything else about the retries (doubling, cap, tries,
-    jitter) stays Flower's; this runs in the ServerApp process only.
-    """
-    import functools
-    import inspect
-
-    from flwr.superlink.grid import http_grid
-    from flwr.supercore.inflatable.inflatable_utils import pull_objects
-
-    if isinstance(http_grid.pull_objects, functools.partial):
-        return
-    if "initial_backoff" not in inspect.signature(pull_objects).parameters:
-        raise RuntimeError("flwr's pull_objects no longer takes initial_backoff; server/workflow.py needs a look")
-    http_grid.pull_objects = functools.partial(pull_objects, initial_backoff=OBJECT_RETRY_S)
-
-
 def _pulls_from_superlink(grid) -> bool:
     """Whether replies come from a SuperLink, uploaded object by object by SuperNodes (which can die
     mid-upload); wrappers such as the message log hold the grid they wrap as `inner`."""
@@ -71,8 +49,8 @@ class PollingGrid:
         self._grid, self._timeout = grid, timeout
         remote = _pulls_from_superlink(grid)
         self._pull_each_reply = remote if pull_each is None else pull_each
-        if remote:
-            _shorten_object_retry()
+        if remote:  # a reply's objects are uploaded after it is announced: ask again soon
+            retry_objects_sooner(http_grid, "pull_objects")
 
     def __getattr__(self, name):
         return getattr(self._grid, name)
@@ -100,6 +78,7 @@ class PollingGrid:
         return replies
 
     def _pull_each(self, order: list[str], end: float | None) -> list:
+        order = [m for m in order if m]  # Flower lists a message it could not push as None: no reply comes
         got: dict[str, list] = {}
         lock, all_in = threading.Lock(), threading.Event()
         state: dict = {"open": True, "left": len(order), "error": None}
@@ -125,8 +104,6 @@ class PollingGrid:
                     if state["left"] == 0:
                         all_in.set()
 
-        order = [m for m in order if m]  # Flower lists a message it could not push as None: no reply comes
-        state["left"] = len(order)
         if not order:
             return []
         for message_id in order:  # daemon threads: one stuck in a dead node's upload cannot hold the exit

@@ -252,3 +252,20 @@ def test_the_supernode_launcher_shortens_only_flowers_polling_sleeps(monkeypatch
     for bad in ("0", "-1", "fast", "nan"):
         with pytest.raises(SystemExit, match="must be a number of seconds above 0"):
             supernode.poll_from_env({"FLWR_SUPERNODE_IDLE_POLL_S": bad})
+
+
+def test_flowers_object_pulls_retry_sooner_and_a_changed_signature_is_refused():
+    import functools
+    import types
+
+    from clients.object_retry import OBJECT_RETRY_S, retry_objects_sooner
+
+    mod = types.ModuleType("fake_flwr")
+    mod.pull = lambda ids, *, initial_backoff=1.0: initial_backoff
+    retry_objects_sooner(mod, "pull")
+    retry_objects_sooner(mod, "pull")  # twice in one process: still one partial, not nested
+    assert isinstance(mod.pull, functools.partial) and not isinstance(mod.pull.func, functools.partial)
+    assert mod.pull([]) == OBJECT_RETRY_S
+    mod.changed = lambda ids: None
+    with pytest.raises(RuntimeError, match="no longer takes initial_backoff"):
+        retry_objects_sooner(mod, "changed")

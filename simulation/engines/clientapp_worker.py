@@ -6,10 +6,11 @@ stages and 5-6 s for training and evaluation, which import torch and Opacus and 
 (docs/deployment.md). This worker takes the SuperExec's place beside one SuperNode: it acquires
 the node's ClientApp tasks through the same Runtime API and runs each in this one process, so the
 FAB is installed and the ClientApp loaded once per run and torch once per process. A task runs as
-`flwr-clientapp` runs it (flwr/supernode/runtime/run_clientapp.py: pull the task input, retrying
-a missing object sooner, call the ClientApp, push the reply, then the task output with the updated
-Context, a heartbeat meanwhile) without the process exit at its end; a ClientApp that raises is answered with an Error reply, as
-there. The worker ends with its SuperNode (parent PID monitor) or by SIGTERM.
+`flwr-clientapp` runs it, with Flower's own functions (flwr/supernode/runtime/run_clientapp.py:
+pull the task input, call the ClientApp, push the reply, then the task output with the updated
+Context, a heartbeat meanwhile) and a sooner retry of objects not there yet
+(clients/object_retry.py), without the process exit at its end; a ClientApp that raises is
+answered with an Error reply, as there. The worker ends with its SuperNode (parent PID monitor) or by SIGTERM.
 
     python -m simulation.engines.clientapp_worker --runtime-api-address 127.0.0.1:PORT --parent-pid PID
 """
@@ -26,29 +27,19 @@ from flwr.cli.install import install_from_fab
 from flwr.clientapp.client_app import ClientApp, LoadClientAppError
 from flwr.clientapp.utils import get_load_client_app_fn
 from flwr.common.constant import ErrorCode, SubStatus
-from flwr.common.serde import context_from_proto, fab_from_proto, run_from_proto
-from flwr.proto.node_pb2 import Node  # pylint: disable=E0611
-from flwr.proto.runtime_pb2 import AcquireTaskRequest, PullAppMessagesRequest, PullTaskInputRequest  # pylint: disable=E0611
+from flwr.proto.runtime_pb2 import AcquireTaskRequest  # pylint: disable=E0611
 from flwr.supercore import log
 from flwr.supercore.app_utils import start_parent_process_monitor
 from flwr.supercore.constant import TaskType
-from flwr.supercore.inflatable.inflatable_protobuf_utils import (
-    make_confirm_message_received_fn_protobuf,
-    make_pull_object_fn_protobuf,
-)
-from flwr.supercore.inflatable.inflatable_utils import pull_and_inflate_object_from_tree
 from flwr.supercore.heartbeat import HeartbeatSender, make_task_heartbeat_fn_http
 from flwr.supercore.interceptors import RuntimeTokenHttpInterceptor, RuntimeVersionHttpInterceptor
 from flwr.supercore.logger import update_console_handler
 from flwr.supercore.retry import make_simple_http_retry_invoker
 from flwr.supercore.runtime import RuntimeHttpClient
-from flwr.supercore.task_identity import TaskIdentity
-from flwr.supernode.runtime.run_clientapp import push_message, push_task_output
+from flwr.supernode.runtime import run_clientapp
+from flwr.supernode.runtime.run_clientapp import pull_task_input, push_message, push_task_output
 
-# The SuperNode offers a task as soon as its message is stored, often before the message's objects
-# have arrived from the SuperLink; Flower's first retry of a missing object waits 1 s
-# (PULL_INITIAL_BACKOFF), which was most of each SecAgg+ key stage (`task ...: input 1.0 s` in the log).
-OBJECT_RETRY_S = 0.02
+from clients.object_retry import retry_objects_sooner
 
 # fab hash -> the loaded ClientApp; one run's app is loaded once
 _APPS: dict[str, ClientApp] = {}
@@ -66,24 +57,6 @@ def _client_app(run, fab) -> ClientApp:
         load = get_load_client_app_fn(default_app_ref="", app_path=None, multi_app=True)
         _APPS[fab.hash_str] = load(run.fab_id, run.fab_version, fab.hash_str)
     return _APPS[fab.hash_str]
-
-
-def pull_task_input(client: RuntimeHttpClient):
-    """Flower's pull_task_input (flwr/supernode/runtime/run_clientapp.py), retrying a missing object
-    after OBJECT_RETRY_S instead of 1 s: (message, context, run, fab)."""
-    res = client.PullTaskInput(PullTaskInputRequest())
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = res.task_id, res.run.run_id, res.context.node_id
-    context, run, fab = context_from_proto(res.context), run_from_proto(res.run), fab_from_proto(res.fab)
-    pulled = client.PullMessages(PullAppMessagesRequest())
-    if not pulled.messages_list:
-        raise RuntimeError("No messages received from Runtime API")
-    node, tree = Node(node_id=context.node_id), pulled.message_object_trees[0]
-    message = pull_and_inflate_object_from_tree(
-        tree, make_pull_object_fn_protobuf(client.PullObject, node, context.run_id),
-        make_confirm_message_received_fn_protobuf(client.ConfirmMessageReceived, node, context.run_id),
-        return_type=Message, initial_backoff=OBJECT_RETRY_S)
-    message.metadata.__dict__["_message_id"] = tree.object_id  # the deflated message lacks its own ID
-    return message, context, run, fab
 
 
 def run_task(address: str, token: str) -> None:
@@ -142,6 +115,8 @@ def main() -> None:
     p.add_argument("--poll-s", type=float, default=0.05, help="wait between task polls when idle")
     a = p.parse_args()
     update_console_handler(timestamps=True, colored=False)  # its log is a file: when, not colours
+    # the task's message is offered before its objects have arrived: ask again soon, not after 1 s
+    retry_objects_sooner(run_clientapp, "pull_and_inflate_object_from_tree")
     if a.parent_pid is not None:
         start_parent_process_monitor(a.parent_pid)
     serve(a.runtime_api_address, a.poll_s)
