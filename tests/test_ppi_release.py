@@ -103,3 +103,17 @@ def test_the_consistency_step_keeps_exact_sums_and_removes_the_noise_it_says():
     measured = noisy.std(axis=0).mean(axis=1)
     assert measured == pytest.approx(10.0 * np.sqrt(np.diag(m)), rel=0.05)
     assert np.diag(m)[0] == pytest.approx(1 / (1 + 1 / 2 + 1 / 3))  # the overall cell borrows from both breakdowns
+
+
+def test_the_overall_cell_reads_its_own_dispersion_from_the_release():
+    """The overall cell mixes every group, so its persons vary more per person-day than a breakdown
+    category's: each kind of cell (`cell_kinds`) gets the psi its own moment equations say."""
+    kinds = ppi_release.cell_kinds(CELLS)
+    assert kinds.tolist() == [0, 1, 1, 1, 1, 1]
+    scale = np.full((len(CELLS), 3), 2.0)
+    excess = np.where(kinds[:, None] == 0, 4.0, 1.0) * scale
+    psi, _ = ppi_release._dispersion_by_kind(excess, scale, excess, kinds)
+    np.testing.assert_allclose(psi[0], 4.0)
+    np.testing.assert_allclose(psi[1:], 1.0)
+    one, _ = ppi_release._dispersion_by_kind(excess, scale, excess, None)  # one psi for all: the breakdowns dominate
+    assert (one[0] < 2.0).all()

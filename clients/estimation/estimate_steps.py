@@ -56,7 +56,7 @@ class Released:
     minutes: np.ndarray  # [cells, K] summed predicted minutes
     person_days: np.ndarray  # [cells]
     confusion: np.ndarray  # [K, K]
-    wellbeing: np.ndarray | None  # [K] summed predicted well-being per predicted label (overall)
+    wellbeing: np.ndarray | None  # [K] summed predicted well-being minus the scale's centre, per predicted label (overall)
 
 
 @dataclass
@@ -86,16 +86,20 @@ def labelled_persons(sample: Sample, p: Predictions, estimator: str, k: int, max
 
 
 def sensor_release(sample: Sample, p: Predictions, cells: list[Cell], cfg: InferenceConfig,
-                   window_minutes: float) -> tuple[dict[str, np.ndarray], PersonDays, np.ndarray]:
-    """Exact blocks of the sensor-only release, the person-days and their cell membership."""
+                   window_minutes: float, day_bound: float | None = None, wellbeing_centre: float = 0.0,
+                   wellbeing_day_bound: float | None = None) -> tuple[dict[str, np.ndarray], PersonDays, np.ndarray]:
+    """Exact blocks of the sensor-only release, the person-days and their cell membership. Each
+    person-day's minutes are clipped to `day_bound` and its well-being sums (ratings minus
+    `wellbeing_centre`, per predicted label) to `wellbeing_day_bound`: the L2 bounds the release's
+    sensitivity rests on (none: not clipped)."""
     days = person_days(sample, cfg.max_days)
     member = membership(sample, days, cells)
     w = _weights(p, cfg.resolved_estimator)
-    s, n = cell_sums(per_person_day(w * window_minutes, days), member)
+    s, n = cell_sums(per_person_day(w * window_minutes, days, day_bound), member)
     blocks = {"minutes": s, "person_days": n}
     if not np.isnan(p.wellbeing).all():
-        kept = days.of_window >= 0
-        blocks["wellbeing"] = (w[kept] * p.wellbeing[kept, None]).sum(axis=0)
+        centred = w * (p.wellbeing - wellbeing_centre)[:, None]
+        blocks["wellbeing"] = per_person_day(centred, days, wellbeing_day_bound).sum(axis=0)
     return blocks, days, member
 
 

@@ -58,22 +58,47 @@ class Setting:
         return self.window_minutes * self.slots_per_day
 
     @property
+    def day_bound(self) -> float | None:
+        """L2 bound of a released person-day's minute vector: under DP `day_clip` x the day, else none."""
+        return self.day_minutes * self.cfg.day_clip if self.cfg.epsilon is not None else None
+
+    @property
+    def minutes_bound(self) -> float:
+        """What one person-day adds at most (L2) to a cell's sums of minutes: their sensitivity's unit."""
+        return self.day_bound or self.day_minutes
+
+    @property
+    def wellbeing_centre(self) -> float:
+        """The middle of the rating scale: well-being sums are released centred on it, which halves
+        their sensitivity against raw ratings on a [0, max] scale."""
+        return (self.wellbeing_range[0] + self.wellbeing_range[1]) / 2.0 if self.wellbeing_range else 0.0
+
+    @property
     def wellbeing_bound(self) -> float:
-        return max(abs(v) for v in self.wellbeing_range) if self.wellbeing_range else 0.0
+        """The largest |centred rating|: half the scale."""
+        return max(abs(v - self.wellbeing_centre) for v in self.wellbeing_range) if self.wellbeing_range else 0.0
+
+    @property
+    def wellbeing_day_bound(self) -> float | None:
+        """L2 bound of a person-day's centred well-being sums (per predicted label): the day's windows
+        x half the scale, under DP clipped to `day_clip` of it as the minutes are; none without a scale."""
+        if not self.wellbeing_range:
+            return None
+        return self.slots_per_day * self.wellbeing_bound * (self.cfg.day_clip if self.cfg.epsilon is not None else 1.0)
 
     def mechanisms(self):
         """(sensor-only, labelled) mechanisms; under PPI the person-day counts are not released (the
         minutes imply them, ppi_release.py)."""
         z = noise_multiplier(self.cfg.epsilon, self.delta)
-        sensor = sensor_mechanism(z, self.delta, partitions(self.cells), self.cfg.max_days, self.day_minutes,
-                                  self.slots_per_day, self.wellbeing_bound if self.wellbeing_range else None,
-                                  person_days=self.cfg.resolved_estimator != "ppi")
+        sensor = sensor_mechanism(z, self.delta, partitions(self.cells), self.cfg.max_days, self.minutes_bound,
+                                  self.wellbeing_day_bound, person_days=self.cfg.resolved_estimator != "ppi",
+                                  wellbeing_share=self.cfg.wellbeing_share)
         return sensor, labelled_mechanism(z, self.delta, partitions(self.cells), self.cfg.max_days, self.slots_per_day)
 
     def ppi_mechanisms(self):
         """(held-out labelled, trained) persons' mechanisms of the DP release of PPI++."""
         z, args = noise_multiplier(self.cfg.epsilon, self.delta), (partitions(self.cells), self.cfg.max_days,
-                                                                   self.day_minutes)
+                                                                   self.minutes_bound)
         return ppi_release.labelled_mechanism(z, self.delta, *args), ppi_release.trained_mechanism(z, self.delta, *args)
 
     def ppi_noise_std(self) -> dict[str, float]:
@@ -146,8 +171,9 @@ def noisy_confusion(model: torch.nn.Module, data_dir: str, nso: str, st: Setting
 
 
 def _persons(sample: Sample, st: Setting, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per person and cell (person-days, minutes), each person-day clipped to the release's bound."""
     days = person_days(sample, st.cfg.max_days)
-    return cell_persons(sample, days, membership(sample, days, st.cells), per_person_day(values, days))
+    return cell_persons(sample, days, membership(sample, days, st.cells), per_person_day(values, days, st.day_bound))
 
 
 def _ppi_groups(data_dir: str, nso: str, st: Setting, model) -> list[ppi.Group]:
@@ -205,7 +231,8 @@ def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setti
     m = quantify.row_normalised(pooled_counts if pooled_counts is not None else own_counts)
     sensor = load_sample(Path(data_dir) / st.subdir, "sensor", nso)
     p = predict(model, sensor.x, st.wellbeing_range)
-    exact, days, member = sensor_release(sensor, p, st.cells, st.cfg, st.window_minutes)
+    exact, days, member = sensor_release(sensor, p, st.cells, st.cfg, st.window_minutes, st.day_bound,
+                                         st.wellbeing_centre, st.wellbeing_day_bound if st.cfg.epsilon is not None else None)
     sensor_mech, labelled_mech = st.mechanisms()
     implied = "person_days" not in sensor_mech.sensitivity  # PPI: the minutes imply the counts (ppi_release.py)
     if implied:
@@ -235,7 +262,7 @@ def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setti
     wb = released.wellbeing
     pooling = pooling_blocks(est, ci.variance, cc, n, diary_sums, diary_n, st.day_minutes)
     pooling.update(wb=wb if wb is not None else np.zeros(len(st.labels)), wb_n=counts_all, **extra)
-    wellbeing = {a: (float(wb[j] / counts_all[j]) if wb is not None and counts_all[j] > 0 else None)
+    wellbeing = {a: (float(st.wellbeing_centre + wb[j] / counts_all[j]) if wb is not None and counts_all[j] > 0 else None)
                  for j, a in enumerate(st.labels)}
     return National(rows, pooling, sensor_mech.epsilon(), labelled_mech.epsilon(), wellbeing)
 
@@ -266,6 +293,7 @@ def pooled_rows(total: dict[str, np.ndarray], st: Setting) -> tuple[list[dict], 
              "ci_low": low[i, j], "ci_high": high[i, j],
              "minutes_classify_count": cc[i, j], "minutes_diary_sample": diary[i, j]}
             for i, (g, c) in enumerate(st.cells) for j, a in enumerate(st.labels)]
-    wb = {a: (float(total["wb"][j] / total["wb_n"][j]) if st.wellbeing_range and total["wb_n"][j] > 0 else None)
+    wb = {a: (float(st.wellbeing_centre + total["wb"][j] / total["wb_n"][j]) if st.wellbeing_range and total["wb_n"][j] > 0
+              else None)
           for j, a in enumerate(st.labels)}
     return rows, wb

@@ -12,7 +12,8 @@ run). Seeds start at 1: seed 0's population is where the estimator's variance sm
   its noise drawn as the NSOs draw it: the error it adds to the non-private estimate's (targets:
   national overall rows at most 2 minutes, pooled rows at most 1), its coverage, and the same with
   every sample 4x and 16x larger (the model fixed), with the persons per cell that gives; beside it
-  the DP diary sample alone and DP classify-and-count.
+  the DP diary sample alone and DP classify-and-count, all with every person-day clipped to the
+  release's L2 bound (inference.day_clip), and how many person-days that bound clips.
 Estimates use reproducible noise and replications a seeded generator, so a bench repeats.
 """
 
@@ -76,6 +77,9 @@ def bench_time_use(seeds: int = 3, rounds: int = 30, replications: int = 50,
                 f"{name} {rows[name]['mae_minutes']['default']:.1f} min (diary {rows[name]['mae_minutes']['diary']:.1f}, "
                 f"CC {rows[name]['mae_minutes']['cc']:.1f}), coverage {rows[name]['coverage']:.1%}, epsilon 1 "
                 f"+{dp_rows[name]['dp_growth_minutes']:.1f} min" for name in ("overall", "breakdowns", "pooled")))
+            clip = r["replicated"]["day_clip"]
+            progress(f"  seed {seed}: DP person-day bound {clip['bound_minutes']:.0f} min (day_clip {clip['share_of_day']:g}) "
+                     f"clips {clip['diary_days_clipped']:.1%} of the population's diary person-days")
     out["row_types"] = _row_types(out["runs"])
     out["dp"] = _dp(out["runs"])
     out["targets"] = TARGETS

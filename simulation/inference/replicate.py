@@ -45,28 +45,38 @@ from .prepare import prepare_sensor_only
 @dataclass(frozen=True)
 class NSOPopulation:
     """One NSO's population persons, per person and cell: person-days d [P, C] and minutes [P, C, K]
-    of the true activity (y), the predicted probabilities (f) and the predicted label (h)."""
+    of the true activity (y), the predicted probabilities (f) and the predicted label (h); y_dp and
+    f_dp with every person-day clipped to the DP release's L2 bound (cells.clip_days), as the NSOs
+    clip what they release under DP (y and f themselves without a bound)."""
 
     d: np.ndarray
     y: np.ndarray
     f: np.ndarray
     h: np.ndarray
+    y_dp: np.ndarray
+    f_dp: np.ndarray
+    days_clipped: float = 0.0  # share of its diary person-days the DP bound clips
 
     @property
     def truth(self) -> np.ndarray:
         return self.y.sum(0) / np.maximum(self.d.sum(0), 1e-12)[:, None]
 
 
-def nso_population(dataset: Dataset, nso: str, model, st: Setting) -> NSOPopulation:
+def nso_population(dataset: Dataset, nso: str, model, st: Setting, dp_bound: float | None = None) -> NSOPopulation:
     in_nso = dataset.windows["nso"].astype(str) == nso
     sample = sample_of(dataset.windows[in_nso.to_numpy()], dataset.persons, dataset.schema)
     days = person_days(sample, st.cfg.max_days)
     member = membership(sample, days, st.cells)
     p = predict(model, sample.x, st.wellbeing_range)
     k, wm = len(st.labels), st.window_minutes
-    per = {name: cell_persons(sample, days, member, per_person_day(v * wm, days))
-           for name, v in (("y", np.eye(k)[sample.y]), ("f", p.proba), ("h", np.eye(k)[p.label]))}
-    return NSOPopulation(per["y"][0], per["y"][1], per["f"][1], per["h"][1])
+    values = {"y": np.eye(k)[sample.y], "f": p.proba, "h": np.eye(k)[p.label]}
+    per = {name: cell_persons(sample, days, member, per_person_day(v * wm, days)) for name, v in values.items()}
+    dp = {name: cell_persons(sample, days, member, per_person_day(values[name] * wm, days, dp_bound))[1]
+          if dp_bound is not None else per[name][1] for name in ("y", "f")}
+    clipped = 0.0
+    if dp_bound is not None:
+        clipped = float((np.linalg.norm(per_person_day(values["y"] * wm, days), axis=1) > dp_bound).mean())
+    return NSOPopulation(per["y"][0], per["y"][1], per["f"][1], per["h"][1], dp["y"], dp["f"], clipped)
 
 
 def sample_sizes(inf_dir: Path, nso: str) -> dict[str, int]:
@@ -119,14 +129,15 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
             ratios.setdefault(name, []).append((num, den))
         cc = pop.f[s].sum(0) / np.maximum(n, 1.0)[:, None]
         tables["default"].append((ppi.by_cell(tr, la, se, st.day_minutes), cc, np.maximum(n, 1.0)))
-        if dp:
-            noisy = sensor_mech.apply({"minutes": pop.f[s].sum(0)}, rng)["minutes"]
+        if dp:  # what the NSOs release under DP: every person-day clipped to the bound
+            tr, la = ppi.Group(pop.d[t], pop.y_dp[t], pop.f_dp[t]), ppi.Group(pop.d[lab], pop.y_dp[lab], pop.f_dp[lab])
+            noisy = sensor_mech.apply({"minutes": pop.f_dp[s].sum(0)}, rng)["minutes"]
             table, b = ppi_release.national(tr, la, noisy, std, lab_mech, tr_mech, rng, rng, st.cells, st.day_minutes)
             n_dp = np.maximum(noisy.sum(1) / st.day_minutes, 1.0)
             tables["dp_default"].append((table, noisy / n_dp[:, None], n_dp))
             dp_total = b if dp_total is None else {k: dp_total[k] + b[k] for k in b}
             ratios.setdefault("dp_cc", []).append((noisy, n_dp))
-            diary_noisy = tr_mech.apply({"diary": pop.y[diary].sum(0)}, rng)["diary"]  # one mechanism, all diary persons
+            diary_noisy = tr_mech.apply({"diary": pop.y_dp[diary].sum(0)}, rng)["diary"]  # one mechanism, all diary persons
             ratios.setdefault("dp_diary", []).append((diary_noisy, np.maximum(diary_noisy.sum(1) / st.day_minutes, 1.0)))
     estimates, low, high = {}, {}, {}
     for name, per in ratios.items():  # minutes per day, kept within the day as the NSOs' tables are
@@ -237,16 +248,19 @@ def study(dataset: Dataset, model, st: Setting, inf_dir: Path, replications: int
     `epsilon`, the DP release beside it (its error growth over the non-private estimate's, its
     coverage), also with every sample `size_scales` x larger (the model fixed)."""
     nsos = [str(c) for c in dataset.windows["nso"].astype(str).unique()]
-    pops = {nso: nso_population(dataset, nso, model, st) for nso in nsos}
-    sizes = {nso: sample_sizes(inf_dir, nso) for nso in nsos}
     dp = None
     if epsilon is not None:
         dp = replace(st, cfg=st.cfg.model_copy(update={"epsilon": epsilon, "estimator": "ppi"}))
+    pops = {nso: nso_population(dataset, nso, model, st, dp.day_bound if dp else None) for nso in nsos}
+    sizes = {nso: sample_sizes(inf_dir, nso) for nso in nsos}
     rng = np.random.default_rng([seed, 20])
     measured = _measure(pops, sizes, st, dp, replications, rng, progress)
     best = attainable(pops, sizes, row_types(st, len(nsos)))
     out = {"replications": replications, "population_persons": int(sum(len(p.d) for p in pops.values())),
            "sample_persons": sizes, "epsilon": epsilon, "row_types": {}}
+    if dp is not None:
+        out["day_clip"] = {"share_of_day": dp.cfg.day_clip, "bound_minutes": dp.day_bound,
+                           "diary_days_clipped": float(np.mean([p.days_clipped for p in pops.values()]))}
     for name, row in measured.items():
         mae = row["mae_minutes"]
         out["row_types"][name] = {

@@ -1,0 +1,111 @@
+"""How the time-use release spends its budget. The L2 bound on a person-day's minute vector
+(cells.clip_days, inference.day_clip): one person moves the released sums by no more than the
+sensitivity the noise is calibrated to, even a person whose days are one activity only, and the
+bound is what the accounting uses. Budget shares between blocks (release.Mechanism,
+inference.wellbeing_share): however they split it, the blocks together stay one Gaussian mechanism
+with the accounted noise multiplier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clients.estimation.cells import clip_days, layout, partitions
+from clients.estimation.config import InferenceConfig
+from clients.estimation.estimate_steps import Predictions, sensor_release
+from clients.estimation.national import Setting
+from clients.estimation.release import Mechanism, sensor_mechanism
+from datasets.inference_data import GROUPS, Sample
+
+DAY, SLOTS, K = 1440.0, 144, 4
+
+
+def test_clip_days_scales_long_vectors_down_to_the_bound_and_keeps_their_profile():
+    per_day = np.array([[1440.0, 0, 0, 0], [480.0, 480, 240, 240], [720.0, 720, 0, 0]])
+    out = clip_days(per_day, 1000.0)
+    norms = np.linalg.norm(out, axis=1)
+    assert norms[0] == pytest.approx(1000.0) and norms[2] == pytest.approx(1000.0)
+    np.testing.assert_array_equal(out[1], per_day[1])  # L2 norm 759: below the bound, untouched
+    np.testing.assert_allclose(out[2] / out[2].sum(), per_day[2] / per_day[2].sum())
+    with pytest.raises(ValueError, match="must be positive"):
+        clip_days(per_day, 0.0)
+
+
+def _setting(epsilon: float | None, day_clip: float = 0.72) -> Setting:
+    cfg = InferenceConfig(enabled=True, epsilon=epsilon, groups=["sex", "daytype"], day_clip=day_clip)
+    return Setting(cfg=cfg, subdir="x", labels=tuple(f"a{i}" for i in range(K)), wellbeing_range=None,
+                   window_minutes=DAY / SLOTS, slots_per_day=SLOTS, available=("sex", "daytype"), delta=1e-5,
+                   max_labelled_windows=1, max_person_days=10, max_diary_days=10)
+
+
+def _sample(persons: int, days: int) -> Sample:
+    n = persons * days * SLOTS
+    person = np.repeat(np.arange(persons), days * SLOTS)
+    day = np.tile(np.repeat(np.arange(days), SLOTS), persons)
+    groups = {g: np.zeros(persons, np.int64) for g in GROUPS}
+    return Sample(np.zeros((n, 0), np.float32), person, day, np.zeros(n, np.int8), groups)  # weekdays: a person's days share cells
+
+
+def _minutes_without_last_person(st: Setting, bound: float | None) -> float:
+    """L2 distance between the released minutes with and without the last person, who spends every
+    window of 3 days on activity 0 (each of their person-days: L2 norm 1,440)."""
+    rng = np.random.default_rng(0)
+    sample = _sample(6, 3)
+    proba = rng.dirichlet(np.ones(K), len(sample.person))
+    proba[sample.person == 5] = np.eye(K)[0]
+    p = Predictions(proba, proba.argmax(1), np.full(len(proba), np.nan))
+    with_all, _, _ = sensor_release(sample, p, st.cells, st.cfg, st.window_minutes, bound)
+    keep = sample.person < 5
+    fewer = Sample(sample.x[keep], sample.person[keep], sample.day[keep], sample.weekend[keep], sample.groups)
+    p_fewer = Predictions(proba[keep], proba[keep].argmax(1), p.wellbeing[keep])
+    without, _, _ = sensor_release(fewer, p_fewer, st.cells, st.cfg, st.window_minutes, bound)
+    return float(np.linalg.norm(with_all["minutes"] - without["minutes"]))
+
+
+def test_one_person_moves_the_clipped_release_by_at_most_its_accounted_sensitivity():
+    st = _setting(1.0)
+    sensor, _ = st.mechanisms()
+    accounted = sensor.sensitivity["minutes"]
+    assert st.day_bound == pytest.approx(0.72 * DAY)
+    assert accounted == pytest.approx(st.cfg.max_days * 0.72 * DAY * np.sqrt(partitions(layout(["sex", "daytype"], ["sex", "daytype"]))))
+    moved = _minutes_without_last_person(st, st.day_bound)
+    assert moved <= accounted * (1 + 1e-9)
+    assert moved == pytest.approx(accounted)  # this person reaches the bound in every partition
+    # unclipped, the same person would move the sums by more than the noise was calibrated to
+    assert _minutes_without_last_person(st, None) > accounted * 1.3
+
+
+def test_without_dp_nothing_is_clipped_and_the_bound_follows_day_clip():
+    assert _setting(None).day_bound is None
+    lab, tr = _setting(1.0, day_clip=0.5).ppi_mechanisms()
+    full_lab, _ = _setting(1.0, day_clip=1.0).ppi_mechanisms()
+    assert lab.noise_std["diary"] == pytest.approx(0.5 * full_lab.noise_std["diary"])
+    with pytest.raises(ValueError, match="day_clip"):
+        InferenceConfig(day_clip=1.5)
+
+
+def _sensitivity_over_noise(mech: Mechanism) -> float:
+    """The L2 norm of one person's largest move of the whole release, in units of its noise: what
+    the epsilon of a Gaussian mechanism rests on (1 / z)."""
+    return float(np.sqrt(sum((mech.sensitivity[k] / mech.noise_std[k]) ** 2 for k in mech.sensitivity)))
+
+
+@pytest.mark.parametrize("share", [None, 0.05, 0.2, 0.5, 0.9])
+def test_budget_shares_keep_the_sensor_release_one_mechanism_at_its_noise_multiplier(share):
+    z = 3.2
+    mech = sensor_mechanism(z, 1e-5, 5, 2, 1036.8, 311.0, person_days=False, wellbeing_share=share)
+    assert _sensitivity_over_noise(mech) == pytest.approx(1.0 / z)
+    equal = sensor_mechanism(z, 1e-5, 5, 2, 1036.8, 311.0, person_days=False)
+    if share is not None:  # the minutes get the rest of the budget: less noise than an equal split when share < 1/2
+        assert mech.noise_std["minutes"] / equal.noise_std["minutes"] == pytest.approx(np.sqrt(0.5 / (1 - share)))
+    acc = sensor_mechanism(z, 1e-5, 5, 2, 1036.8, 311.0, person_days=True, wellbeing_share=share)
+    assert _sensitivity_over_noise(acc) == pytest.approx(1.0 / z)
+
+
+def test_budget_shares_that_do_not_add_up_are_refused():
+    with pytest.raises(ValueError, match="sum to 1"):
+        Mechanism(1.0, {"a": 1.0, "b": 1.0}, 1e-5, {"a": 0.5, "b": 0.6})
+    with pytest.raises(ValueError, match="must name the blocks"):
+        Mechanism(1.0, {"a": 1.0, "b": 1.0}, 1e-5, {"a": 1.0})
+    with pytest.raises(ValueError, match="wellbeing_share"):
+        InferenceConfig(wellbeing_share=1.0)
