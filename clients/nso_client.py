@@ -198,7 +198,14 @@ class NSOClient(NumPyClient):
         nat = estimate_national(self.model, self.data_dir, self.nso, st, self.seed, self.randomness, own, pooled)
         release = {"rows": nat.rows, "wellbeing": nat.wellbeing, "epsilon_sensor": nat.epsilon_sensor,
                    "epsilon_labelled": nat.epsilon_labelled}
-        return [st.estimates_layout().pack(nat.pooling)], 1, {"nso": self.nso, "release": json.dumps(release)}
+        layout = st.estimates_layout()
+        if st.pooled_only:  # no national table; its exact sums leave only with its noise share, on the grid
+            from .estimation.pooled_release import pack_share
+
+            vector = pack_share(st, layout, nat.pooling, self.randomness.generator("time-use-pooled-share", st.release))
+        else:
+            vector = layout.pack(nat.pooling)
+        return [vector], 1, {"nso": self.nso, "release": json.dumps(release)}
 
     def _own_confusion(self, st):
         """This NSO's noisy confusion counts, drawn once per estimate and kept in the node state, so

@@ -96,7 +96,10 @@ def run_time_use(grid, context: Context, rc: dict, weights: list[np.ndarray], da
     and QUALITY_FILE (what no epsilon covers)."""
     subdir = str(rc.get("inference-subdir") or "")
     inf_index = read_inference_index(Path(data_dir) / subdir)
-    st = setting_for(icfg, inf_index, subdir, inference_delta(icfg, inf_index), int(rc.get("release-number") or 1))
+    st = setting_for(icfg, inf_index, subdir, inference_delta(icfg, inf_index), int(rc.get("release-number") or 1),
+                     grid_step=2 * CLIP / sa.quantization_range)
+    if st.pooled_only and not sa.enabled:
+        raise RoundFailed("inference.publish = 'pooled' needs SecAgg+: each NSO's sums carry only a share of the noise")
     common = {"task": "estimate", "inference_setting": setting_to_json(st)}
     pooled_confusion = None
     if icfg.confusion == "pooled" and icfg.resolved_estimator != "ppi":  # PPI needs no confusion matrix
@@ -117,7 +120,8 @@ def _write_release(st: Setting, total: dict, metrics: list[dict], pooled_confusi
     rows, wellbeing = pooled_rows(total, st)
     eps = [v for r in national.values() for v in (r["epsilon_sensor"], r["epsilon_labelled"]) if v is not None]
     release = {
-        "setting": json.loads(setting_to_json(st)), "release_number": st.release, "national": national, "pooled": rows,
+        "setting": json.loads(setting_to_json(st)), "release_number": st.release, "publish": st.cfg.publish,
+        "national": national, "pooled": rows,
         "pooled_wellbeing": wellbeing, "pooled_via": "secagg+" if sa.enabled else "plain sums (SecAgg+ off)",
         "pooled_confusion": pooled_confusion.tolist() if pooled_confusion is not None else None,
         "release_epsilon": max(eps) if eps else None, "delta": st.delta,

@@ -96,6 +96,9 @@ class ExperimentConfig(BaseModel):
             raise ValueError("inference.enabled with data.path needs inference.sensor_only_path: the NSOs' own "
                              "sensor-only persons (a table without diaries, `ppml data import --sensor-only`); "
                              "the simulator's would not match imported data")
+        if self.inference.publish == "pooled" and not self.secure_aggregation.enabled:
+            raise ValueError("inference.publish = 'pooled' needs secure_aggregation.enabled = true: each NSO's sums "
+                             "carry only a share of the noise, and only their SecAgg+ sum may leave the NSOs")
         if self.audit.enabled and self.audit.canaries > 10 * max(1, self._persons()):
             raise ValueError(f"audit.canaries = {self.audit.canaries}: more than 10x the persons of the data; the "
                              "canaries would be most of what is trained on")

@@ -3,18 +3,25 @@
 sensitivity the noise is calibrated to, even a person whose days are one activity only, and the
 bound is what the accounting uses. Budget shares between blocks (release.Mechanism,
 inference.wellbeing_share): however they split it, the blocks together stay one Gaussian mechanism
-with the accounted noise multiplier."""
+with the accounted noise multiplier. Noise shares of pooled-only publishing (pooled_release.py): the
+honest NSOs' shares add up to at least the accounted noise, on SecAgg+'s grid."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from dataclasses import replace
+
+from clients.estimation import pooled_release
 from clients.estimation.cells import clip_days, layout, partitions
 from clients.estimation.config import InferenceConfig
 from clients.estimation.estimate_steps import Predictions, sensor_release
 from clients.estimation.national import Setting
+from clients.estimation.pooling import CLIP
 from clients.estimation.release import Mechanism, sensor_mechanism
+from clients.privacy.noise_share import GridOverflow
+from datasets.errors import UserError
 from datasets.inference_data import GROUPS, Sample
 
 DAY, SLOTS, K = 1440.0, 144, 4
@@ -109,3 +116,59 @@ def test_budget_shares_that_do_not_add_up_are_refused():
         Mechanism(1.0, {"a": 1.0, "b": 1.0}, 1e-5, {"a": 1.0})
     with pytest.raises(ValueError, match="wellbeing_share"):
         InferenceConfig(wellbeing_share=1.0)
+
+
+def _pooled(nsos: int, honest: int | None = None) -> Setting:
+    cfg = InferenceConfig(enabled=True, epsilon=1.0, groups=["sex", "daytype"], publish="pooled", honest_nsos=honest)
+    return Setting(cfg=cfg, subdir="x", labels=tuple(f"a{i}" for i in range(K)), wellbeing_range=(0.0, 6.0),
+                   window_minutes=DAY / SLOTS, slots_per_day=SLOTS, available=("sex", "daytype"), delta=1e-5,
+                   max_labelled_windows=1, max_person_days=2000, max_diary_days=600, nsos=nsos,
+                   grid_step=2 * CLIP / 2 ** 22)
+
+
+def _exact(st: Setting, rng) -> dict[str, np.ndarray]:
+    layout = st.estimates_layout()
+    out = {name: np.zeros(shape) for name, shape, _ in layout.blocks}
+    out.update(ppi_trained=rng.uniform(0, 3e4, out["ppi_trained"].shape), ppi_nsos=np.ones(1),
+               wb=rng.uniform(-1e3, 1e3, out["wb"].shape))
+    return out
+
+
+@pytest.mark.parametrize("honest", [None, 2])
+def test_noise_shares_of_the_honest_nsos_carry_at_least_the_accounted_noise(honest):
+    """Each NSO adds 1/h of the variance: h shares hold the national mechanism's noise, grown only by
+    the grid's rounding (accounted in the sensitivity); measured on SecAgg+'s sum by repetition."""
+    st = _pooled(4, honest)
+    h = honest or 4
+    layout = st.estimates_layout()
+    share, national = pooled_release.share_std(st, layout), st.ppi_noise_std()
+    for block, sums in pooled_release.NOISY_SUMS.items():
+        assert national[sums] <= share[block] * np.sqrt(h) <= 1.1 * national[sums]
+    for mech in pooled_release.mechanisms(st, layout).values():  # h shares: one mechanism at the release's z
+        whole = replace(mech, fraction=1.0)
+        assert _sensitivity_over_noise(whole) == pytest.approx(1.0 / mech.z)
+        assert mech.noise_std == pytest.approx({k: v / np.sqrt(h) for k, v in whole.noise_std.items()})
+    rng = np.random.default_rng(3)
+    exact = _exact(st, rng)
+    sums = [sum(pooled_release.pack_share(st, layout, exact, rng) for _ in range(4)) for _ in range(300)]
+    got = np.stack([layout.unpack(v)["ppi_trained"] for v in sums])
+    assert got.mean(0) == pytest.approx(4 * exact["ppi_trained"], abs=4 * 4 * share["ppi_trained"] / np.sqrt(300))
+    assert got.std(0).mean() == pytest.approx(2 * share["ppi_trained"], rel=0.08)  # 4 shares summed
+    step = st.grid_step
+    one = pooled_release.pack_share(st, layout, exact, rng)
+    np.testing.assert_array_equal(np.round(one / step) * step, one)  # on SecAgg+'s grid: its rounding is exact
+
+
+def test_a_share_that_secagg_would_clip_or_too_few_shares_are_refused():
+    st = _pooled(3)
+    layout = st.estimates_layout()
+    exact = _exact(st, np.random.default_rng(0))
+    exact["ppi_trained"] = exact["ppi_trained"] * 1e4  # beyond the clipping range of its public bound
+    with pytest.raises(GridOverflow, match="less noise than accounted"):
+        pooled_release.pack_share(st, layout, exact, np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match="fewer than the 3"):
+        pooled_release.check_shares({"ppi_nsos": np.array([2.0])}, st)
+    with pytest.raises(UserError, match="honest_nsos = 4"):
+        pooled_release.honest_nsos(_pooled(3, 4))
+    with pytest.raises(ValueError, match="publish = 'pooled'"):
+        InferenceConfig(publish="pooled")

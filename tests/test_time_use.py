@@ -110,6 +110,16 @@ def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path):
     published = json.loads((tmp_path / "dp" / "release.json").read_text())
     assert len(published["pooled"]) == len(table[table.nso == "ALL"]) and published["pooled_confusion"] is None
 
+    # publishing only the pooled rows: every NSO adds a share of the noise under SecAgg+, no national table
+    assert _estimate(run, tmp_path / "pooled", "inference.epsilon=1.0", "inference.publish='pooled'") == 0
+    only = json.loads((tmp_path / "pooled" / "release.json").read_text())
+    assert only["publish"] == "pooled" and all(r["rows"] == [] for r in only["national"].values())
+    assert len(only["pooled"]) == len(published["pooled"])
+    assert all(0 <= r["ci_low"] <= r["minutes"] <= r["ci_high"] <= 1440 for r in only["pooled"])
+    pooled_tu = json.loads((tmp_path / "pooled" / "summary.json").read_text())["time_use"]
+    assert pooled_tu["release_epsilon"] == pytest.approx(1.0, rel=1e-6)
+    assert set(pd.read_csv(tmp_path / "pooled" / "time_use.csv").nso) == {"ALL"}
+
     # truth gone: estimation from the finished run still works (and only evaluation would need it)
     from clients.estimation.national import estimate_national
     from clients.model import ModelConfig, build_model, set_weights
@@ -221,6 +231,9 @@ def test_a_mechanism_refuses_a_block_it_has_not_accounted():
     (["inference.epsilon=-1"], "inference.epsilon"),
     (["inference.enabled=true", "engine.name='centralized'"], "runs in the NSOs of a federation"),
     (["inference.enabled=true", "data.path='x'"], "needs inference.sensor_only_path"),
+    (["inference.publish='pooled'"], "inference.publish = 'pooled' is the DP release"),
+    (["inference.enabled=true", "inference.epsilon=1.0", "inference.publish='pooled'"], "needs secure_aggregation"),
+    (["inference.honest_nsos=2"], "applies to inference.publish = 'pooled' only"),
 ])
 def test_a_bad_inference_config_gets_one_clear_message(tmp_path, capsys, sets, expected):
     argv = ["run", "--quiet", "--set", f"output.dir='{tmp_path}'"] + [a for s in sets for a in ("--set", s)]

@@ -44,6 +44,12 @@ class InferenceConfig(BaseModel):
                             "vector, as a share of the day's minutes; the release's noise scales with it (1: no clip)")
     wellbeing_share: float = Field(WELLBEING_SHARE, gt=0, lt=1, description="under DP: the well-being sums' share "
                                    "of the sensor-only persons' budget (the minutes get the rest)")
+    publish: Literal["national", "pooled"] = Field(
+        "national", description="under DP: national (every NSO publishes its table, the pooled rows are computed "
+        "from them) or pooled (only the pooled rows; each NSO adds a share of the noise under SecAgg+, "
+        "clients/estimation/pooled_release.py)")
+    honest_nsos: int | None = Field(None, ge=1, description="publish = pooled: the NSOs whose noise shares the "
+                                    "guarantee counts on (each adds 1/honest_nsos of the noise variance); none = all")
     budget: float | None = Field(None, gt=0, le=1000, description="cap on the total epsilon of every release from "
                                  "one model (its release ledger); none = no cap")
 
@@ -55,4 +61,10 @@ class InferenceConfig(BaseModel):
     def _unique_groups(self) -> "InferenceConfig":
         if len(set(self.groups)) != len(self.groups):
             raise ValueError(f"inference.groups lists a group twice: {self.groups}")
+        if self.publish == "pooled" and (self.epsilon is None or self.resolved_estimator != "ppi"):
+            raise ValueError("inference.publish = 'pooled' is the DP release of the prediction-powered estimate with "
+                             "noise shares; allowed: with inference.epsilon set and inference.estimator 'auto' or "
+                             "'ppi', or publish = 'national'")
+        if self.honest_nsos is not None and self.publish != "pooled":
+            raise ValueError("inference.honest_nsos applies to inference.publish = 'pooled' only; leave it out")
         return self

@@ -23,7 +23,7 @@ from datasets.errors import UserError
 from datasets.inference_data import Sample, load_sample
 
 from ..privacy.randomness import Randomness
-from . import ppi, ppi_release, quantify
+from . import pooled_release, ppi, ppi_release, quantify
 from .bootstrap import bootstrap
 from .cells import Cell, cell_persons, cell_sums, layout, membership, partitions, per_person_day, person_days
 from .config import InferenceConfig
@@ -48,6 +48,13 @@ class Setting:
     max_person_days: int
     max_diary_days: int
     release: int = 1  # this release's number in the model's ledger: it names the noise stream
+    nsos: int = 1  # NSOs in the federation
+    grid_step: float = 0.0  # SecAgg+'s grid step of the pooling exchange (publish = "pooled": pooled_release.py)
+
+    @property
+    def pooled_only(self) -> bool:
+        """Only the pooled rows are published, each NSO adding a share of the noise."""
+        return self.cfg.publish == "pooled"
 
     @property
     def cells(self) -> list[Cell]:
@@ -108,6 +115,14 @@ class Setting:
         return {"sensor_predicted": sensor.noise_std["minutes"], "labelled_diary": lab["diary"],
                 "labelled_predicted": lab["predicted"], "trained_diary": tr["diary"]}
 
+    def pooled_noise_std(self) -> dict[str, float]:
+        """The noise standard deviation of one NSO's part of the pooled sums: its national release's
+        (`ppi_noise_std`), or under publish = "pooled" its share (pooled_release.share_std)."""
+        if not self.pooled_only:
+            return self.ppi_noise_std()
+        share = pooled_release.share_std(self, self.estimates_layout())
+        return {sums: share[block] for block, sums in pooled_release.NOISY_SUMS.items()}
+
     @property
     def dp_ppi(self) -> bool:
         return self.cfg.resolved_estimator == "ppi" and self.cfg.epsilon is not None
@@ -143,16 +158,22 @@ def inference_delta(cfg: InferenceConfig, inf_index: dict) -> float:
     return delta
 
 
-def setting_for(cfg: InferenceConfig, inf_index: dict, subdir: str, delta: float, release: int = 1) -> Setting:
-    """The coordinator's one setting for every NSO, from the sensor-only sample's index."""
+def setting_for(cfg: InferenceConfig, inf_index: dict, subdir: str, delta: float, release: int = 1,
+                grid_step: float = 0.0) -> Setting:
+    """The coordinator's one setting for every NSO, from the sensor-only sample's index; `grid_step`:
+    SecAgg+'s grid of the pooling exchange, which publish = "pooled" rounds to itself."""
     counts = inf_index["counts"].values()
     wb = inf_index.get("wellbeing_range")
-    return Setting(cfg=cfg, subdir=subdir, labels=tuple(inf_index["labels"]), wellbeing_range=tuple(wb) if wb else None,
-                   window_minutes=float(inf_index["window_minutes"]), slots_per_day=int(inf_index["slots_per_day"]),
-                   available=tuple(inf_index["available_groups"]), delta=delta,
-                   max_labelled_windows=max(c["labelled_windows"] for c in counts),
-                   max_person_days=cfg.max_days * max(c["sensor_only_persons"] for c in counts),
-                   max_diary_days=cfg.max_days * max(c["diary_persons"] for c in counts), release=release)
+    st = Setting(cfg=cfg, subdir=subdir, labels=tuple(inf_index["labels"]), wellbeing_range=tuple(wb) if wb else None,
+                 window_minutes=float(inf_index["window_minutes"]), slots_per_day=int(inf_index["slots_per_day"]),
+                 available=tuple(inf_index["available_groups"]), delta=delta,
+                 max_labelled_windows=max(c["labelled_windows"] for c in counts),
+                 max_person_days=cfg.max_days * max(c["sensor_only_persons"] for c in counts),
+                 max_diary_days=cfg.max_days * max(c["diary_persons"] for c in counts), release=release,
+                 nsos=len(inf_index["counts"]), grid_step=grid_step if cfg.publish == "pooled" else 0.0)
+    if st.pooled_only:
+        pooled_release.honest_nsos(st)  # enough NSOs for the shares, before any work
+    return st
 
 
 def _rng(seed: int, nso: str, what: str) -> np.random.Generator:
@@ -234,6 +255,8 @@ def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setti
     exact, days, member = sensor_release(sensor, p, st.cells, st.cfg, st.window_minutes, st.day_bound,
                                          st.wellbeing_centre, st.wellbeing_day_bound if st.cfg.epsilon is not None else None)
     sensor_mech, labelled_mech = st.mechanisms()
+    if st.pooled_only:
+        return _pooled_share(data_dir, nso, st, model, exact, sensor_mech)
     implied = "person_days" not in sensor_mech.sensitivity  # PPI: the minutes imply the counts (ppi_release.py)
     if implied:
         exact.pop("person_days")
@@ -267,6 +290,23 @@ def estimate_national(model: torch.nn.Module, data_dir: str, nso: str, st: Setti
     return National(rows, pooling, sensor_mech.epsilon(), labelled_mech.epsilon(), wellbeing)
 
 
+def _pooled_share(data_dir: str, nso: str, st: Setting, model, exact: dict[str, np.ndarray],
+                  sensor_mech) -> National:
+    """publish = "pooled": no national table; the pooling vector's DP blocks are this NSO's exact
+    (clipped) sums, to which `pooled_release.pack_share` adds its share of the noise on SecAgg+'s
+    grid. The blocks that pool national estimates stay zero: those estimates are not released."""
+    trained, labelled = _ppi_groups(data_dir, nso, st, model)
+    diary_sums, diary_n = _diary(load_sample(Path(data_dir) / st.subdir, "diary", nso), st)
+    cells, k = len(st.cells), len(st.labels)
+    zeros = np.zeros((cells, k))
+    pooling = {"n_est": zeros, "n_cc": zeros, "n": np.zeros(cells), "n2var": zeros, "diary": diary_sums,
+               "diary_n": diary_n, "wb": exact.get("wellbeing", np.zeros(k)), "wb_n": np.zeros(k),
+               "ppi_sensor": exact["minutes"], "ppi_labelled_diary": labelled.y.sum(0),
+               "ppi_labelled_predicted": labelled.f.sum(0), "ppi_trained": trained.y.sum(0), "ppi_nsos": np.ones(1)}
+    eps = sensor_mech.epsilon()  # every group's mechanism has the release's z: one epsilon for the pooled sums
+    return National([], pooling, eps, eps, {})
+
+
 def pooling_blocks(est: np.ndarray, var: np.ndarray, cc: np.ndarray, n: np.ndarray, diary_sums: np.ndarray,
                    diary_n: np.ndarray, day_minutes: float) -> dict[str, np.ndarray]:
     """One NSO's share of the pooled minutes (summed over NSOs, under SecAgg+ when enabled): its
@@ -285,7 +325,14 @@ def pooled_rows(total: dict[str, np.ndarray], st: Setting) -> tuple[list[dict], 
     n = np.maximum(total["n"], 1.0)[:, None]
     est, cc, sd = total["n_est"] / n, total["n_cc"] / n, np.sqrt(np.maximum(total["n2var"], 0)) / n
     low, high = np.maximum(est - ppi.Z95 * sd, 0.0), np.minimum(est + ppi.Z95 * sd, st.day_minutes)
-    if "ppi_sensor" in total:  # DP PPI++: the estimate of the summed released sums, not a mean of national ones
+    if st.pooled_only:  # the NSOs' exact sums with their noise shares: project, estimate, CC from the same sums
+        pooled_release.check_shares(total, st)
+        t = ppi_release.pooled(total, st.pooled_noise_std(), st.day_minutes, st.cells, project_sums=True)
+        est, low, high = t.estimate, t.low, t.high
+        sensor = ppi_release.consistency(st.cells) @ total["ppi_sensor"]
+        cc = np.clip(sensor / np.maximum(sensor.sum(1, keepdims=True) / st.day_minutes, 1.0), 0.0, st.day_minutes)
+        total = {**total, "wb_n": sensor[0] / st.window_minutes}
+    elif "ppi_sensor" in total:  # DP PPI++: the estimate of the summed released sums, not a mean of national ones
         t = ppi_release.pooled(total, st.ppi_noise_std(), st.day_minutes, st.cells)
         est, low, high = t.estimate, t.low, t.high
     diary = total["diary"] / np.maximum(total["diary_n"], 1)[:, None]

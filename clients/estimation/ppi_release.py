@@ -43,13 +43,15 @@ from .release import Mechanism, minutes_sensitivity
 DP_LAMBDA = 1.0  # lambda of the DP release (public, fixed before the data are seen)
 
 
-def labelled_mechanism(z: float, delta: float, partitions: int, max_days: int, day_bound: float) -> Mechanism:
+def labelled_mechanism(z: float, delta: float, partitions: int, max_days: int, day_bound: float,
+                       fraction: float = 1.0) -> Mechanism:
     s = minutes_sensitivity(partitions, max_days, day_bound)
-    return Mechanism(z, {"diary": s, "predicted": s}, delta)
+    return Mechanism(z, {"diary": s, "predicted": s}, delta, fraction=fraction)
 
 
-def trained_mechanism(z: float, delta: float, partitions: int, max_days: int, day_bound: float) -> Mechanism:
-    return Mechanism(z, {"diary": minutes_sensitivity(partitions, max_days, day_bound)}, delta)
+def trained_mechanism(z: float, delta: float, partitions: int, max_days: int, day_bound: float,
+                      fraction: float = 1.0) -> Mechanism:
+    return Mechanism(z, {"diary": minutes_sensitivity(partitions, max_days, day_bound)}, delta, fraction=fraction)
 
 
 
@@ -259,13 +261,17 @@ def pooling(sums: Sums) -> dict[str, np.ndarray]:
 
 
 def pooled(total: dict[str, np.ndarray], std: dict[str, float], day_minutes: float,
-           cells: list[tuple[str, str]] | None = None) -> ppi.Table:
+           cells: list[tuple[str, str]] | None = None, project_sums: bool = False) -> ppi.Table:
     """The pooled rows from the sum over NSOs of `pooling`: `estimate` on the summed sums, whose noise
     is the NSOs' noise summed (`std` is one NSO's before the consistency step, which `cells` says the
-    NSOs took); the sampling variances are read from the pooled release itself."""
+    NSOs took - or, with `project_sums`, which is taken here on the summed sums: pooled-only
+    publishing, pooled_release.py); the sampling variances are read from the pooled release itself."""
     nsos = float(total["ppi_nsos"][0])
+    blocks = [total[k] for k in ("ppi_sensor", "ppi_labelled_diary", "ppi_labelled_predicted", "ppi_trained")]
     if cells is not None:
-        std = _projected_std(std, consistency(cells))
-    sums = Sums(total["ppi_sensor"], total["ppi_labelled_diary"], total["ppi_labelled_predicted"], total["ppi_trained"],
-                {k: v * np.sqrt(nsos) for k, v in std.items()}, cell_kinds(cells))
+        m = consistency(cells)
+        std = _projected_std(std, m)
+        if project_sums:
+            blocks = [m @ b for b in blocks]
+    sums = Sums(*blocks, {k: v * np.sqrt(nsos) for k, v in std.items()}, cell_kinds(cells))
     return estimate(sums, day_minutes)

@@ -43,6 +43,10 @@ class Mechanism:
     sensitivity: dict[str, float]
     delta: float
     shares: dict[str, float] | None = None
+    # This party's part of the noise variance: 1 when it adds all the noise; 1/h when h parties'
+    # independent parts add up to it (distributed noise, pooled_release.py): the epsilon is that of
+    # their sum, which holds the accounted noise only if at least h parts are in it.
+    fraction: float = 1.0
 
     def __post_init__(self) -> None:
         if self.shares is not None:
@@ -50,11 +54,13 @@ class Mechanism:
                 raise ValueError(f"budget shares {sorted(self.shares)} must name the blocks {sorted(self.sensitivity)}")
             if min(self.shares.values()) <= 0 or abs(sum(self.shares.values()) - 1.0) > 1e-9:
                 raise ValueError(f"budget shares must be positive and sum to 1, got {self.shares}")
+        if not 0 < self.fraction <= 1:
+            raise ValueError(f"a party's part of the noise variance must lie in (0, 1], got {self.fraction}")
 
     @property
     def noise_std(self) -> dict[str, float]:
         shares = self.shares or {k: 1.0 / len(self.sensitivity) for k in self.sensitivity}
-        return {k: self.z * s / math.sqrt(shares[k]) for k, s in self.sensitivity.items()}
+        return {k: self.z * s * math.sqrt(self.fraction / shares[k]) for k, s in self.sensitivity.items()}
 
     def epsilon(self) -> float | None:
         return analytic_gaussian.epsilon_of(self.z, self.delta) if self.z > 0 else None
@@ -85,7 +91,7 @@ def minutes_sensitivity(partitions: int, max_days: int, day_bound: float) -> flo
 
 def sensor_mechanism(z: float, delta: float, partitions: int, max_days: int, day_bound: float,
                      wellbeing_day_bound: float | None, person_days: bool = True,
-                     wellbeing_share: float | None = None) -> Mechanism:
+                     wellbeing_share: float | None = None, fraction: float = 1.0) -> Mechanism:
     """`wellbeing_day_bound`: the L2 bound of one person-day's vector of centred well-being sums
     (none: no well-being released); `person_days=False` leaves the counts out (PPI derives them from
     the minutes: one block less); `wellbeing_share` is the well-being sums' share of the mechanism's
@@ -99,8 +105,9 @@ def sensor_mechanism(z: float, delta: float, partitions: int, max_days: int, day
         if wellbeing_share is not None:
             rest = (1.0 - wellbeing_share) / (len(sens) - 1)
             shares = {k: (wellbeing_share if k == "wellbeing" else rest) for k in sens}
-    return Mechanism(z, sens, delta, shares)
+    return Mechanism(z, sens, delta, shares, fraction)
 
 
 def labelled_mechanism(z: float, delta: float, partitions: int, max_days: int, windows_per_day: int) -> Mechanism:
+    """ACC/PACC's confusion counts (national publishing only)."""
     return Mechanism(z, {"confusion": max_days * windows_per_day * math.sqrt(partitions)}, delta)

@@ -161,11 +161,17 @@ def _time_use(args: argparse.Namespace, console: Console) -> dict:
             persons = f"{pc['sensor']:,.0f}, {pc['trained'] + pc['labelled']:,.0f}" if pc else "all NSOs'"
             console.print(f"  {'x' + scale:<8}{name:<11}{row['dp_growth_minutes']:>7.1f}{m['dp_default']:>7.1f}"
                           f"{m['dp_diary']:>7.1f}{m['dp_cc']:>6.1f}{row['dp_coverage']:>7.1%}{persons:>19}")
+        row, m = rows["pooled"], rows["pooled"]["dp_mae_minutes"]
+        console.print(f"  {'x' + scale:<8}{'pooled*':<11}{row['dp_pooled_only_growth_minutes']:>7.1f}"
+                      f"{m['dp_pooled_only']:>7.1f}{'':>7}{'':>6}{row['dp_pooled_only_coverage']:>7.1%}{'all NSOs':>19}")
     console.print("  (+error: DP PPI++'s mean absolute error minus the non-private one's; PPI++, diary, CC: the DP "
                   "errors of PPI++, of the diary sample alone released as one block, of classify-and-count; minutes "
-                  "per day; cover: DP PPI++'s interval coverage)")
+                  "per day; cover: DP PPI++'s interval coverage; pooled*: publishing only the pooled rows, each NSO "
+                  "adding a share of the noise under SecAgg+, inference.publish = 'pooled')")
     for name, bound in t["dp_growth_minutes"].items():
         console.print(f"  epsilon 1 adds <= {bound:g} min on {name} rows (x1): " + verdict(r["meets_target"][f"dp_growth:{name}"]))
+    console.print(f"  epsilon 1 adds <= {t['dp_growth_minutes']['pooled']:g} min on pooled rows published alone (x1): "
+                  + verdict(r["meets_target"]["dp_growth:pooled_only"]))
     return r
 
 

@@ -8,15 +8,21 @@ from pathlib import Path
 from clients.estimation import release_ledger
 from clients.estimation.national import inference_delta
 from clients.estimation.release import noise_multiplier
+from datasets.errors import UserError
 from datasets.inference_data import read_inference_index
 
 from ..config import ExperimentConfig
 
 
 def plan_release(cfg: ExperimentConfig, inf_dir: Path, ledger_dir: Path) -> int:
-    """This release's number on the model's ledger; UserError if the budget would be overspent or
-    the delta is not below 1/n."""
-    delta = inference_delta(cfg.inference, read_inference_index(inf_dir))
+    """This release's number on the model's ledger; UserError if the budget would be overspent, the
+    delta is not below 1/n or the noise shares count on more NSOs than there are."""
+    index = read_inference_index(inf_dir)
+    delta = inference_delta(cfg.inference, index)
+    h, nsos = cfg.inference.honest_nsos, len(index["counts"])
+    if h is not None and h > nsos:
+        raise UserError(f"inference.honest_nsos = {h} but the federation has {nsos} NSOs; allowed: 1..{nsos}, or "
+                        "leave it out for all")
     releases = release_ledger.read(ledger_dir)
     release_ledger.check_budget(releases, noise_multiplier(cfg.inference.epsilon, delta), delta, cfg.inference.budget)
     return len(releases) + 1

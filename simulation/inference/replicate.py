@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clients.estimation import ppi, ppi_release
+from clients.estimation import pooled_release, ppi, ppi_release
 from clients.estimation.cells import cell_persons, membership, per_person_day, person_days
 from clients.estimation.estimate_steps import predict
 from clients.estimation.national import Setting, pooled_rows, pooling_blocks, setting_from_json
@@ -107,6 +107,16 @@ def _pool_tables(parts: list[tuple[ppi.Table, np.ndarray, np.ndarray]], st: Sett
     return col("minutes"), col("ci_low"), col("ci_high")
 
 
+GRID_STEP = 2 * 4.0 / 2 ** 22  # SecAgg+'s grid of the pooling exchange at the default quantization range
+
+
+def pooled_only(dp: Setting, nsos: int) -> Setting:
+    """The DP setting with publish = "pooled" (pooled_release.py): each of the `nsos` NSOs adds a
+    share of the noise. The replications draw the shares as Gaussians on the exact sums; the grid's
+    rounding (at most one step, some 10^-6 of a block's bound) enters only the accounted noise."""
+    return replace(dp, cfg=dp.cfg.model_copy(update={"publish": "pooled"}), nsos=nsos, grid_step=GRID_STEP)
+
+
 def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], st: Setting,
               rng: np.random.Generator, dp: Setting | None = None) -> Replication:
     """One replication: every NSO's samples drawn anew, estimated as the NSOs would, and pooled; with
@@ -117,6 +127,9 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
     dp_total = None
     if dp:  # the mechanisms every NSO uses, calibrated once
         (sensor_mech, _), (lab_mech, tr_mech), std = dp.mechanisms(), dp.ppi_mechanisms(), dp.ppi_noise_std()
+        shared = pooled_only(dp, len(pops))
+        share_std = shared.pooled_noise_std()
+        shares = None
     for nso, pop in pops.items():
         n_p = len(pop.d)
         t, lab, s = (rng.integers(0, n_p, sizes[nso][kind]) for kind in ("trained", "labelled", "sensor"))
@@ -136,6 +149,10 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
             n_dp = np.maximum(noisy.sum(1) / st.day_minutes, 1.0)
             tables["dp_default"].append((table, noisy / n_dp[:, None], n_dp))
             dp_total = b if dp_total is None else {k: dp_total[k] + b[k] for k in b}
+            exact = {"ppi_sensor": pop.f_dp[s].sum(0), "ppi_labelled_diary": la.y.sum(0),
+                     "ppi_labelled_predicted": la.f.sum(0), "ppi_trained": tr.y.sum(0)}
+            share = {k: v + rng.normal(0.0, share_std[pooled_release.NOISY_SUMS[k]], v.shape) for k, v in exact.items()}
+            shares = share if shares is None else {k: shares[k] + share[k] for k in share}
             ratios.setdefault("dp_cc", []).append((noisy, n_dp))
             diary_noisy = tr_mech.apply({"diary": pop.y_dp[diary].sum(0)}, rng)["diary"]  # one mechanism, all diary persons
             ratios.setdefault("dp_diary", []).append((diary_noisy, np.maximum(diary_noisy.sum(1) / st.day_minutes, 1.0)))
@@ -145,6 +162,12 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
         national = [clip(num / np.maximum(den, 1.0)[:, None]) for num, den in per]
         pooled = clip(sum(num for num, _ in per) / np.maximum(sum(den for _, den in per), 1.0)[:, None])
         estimates[name] = np.stack(national + [pooled])
+    if dp:  # pooled-only publishing: the sum of every NSO's noise share, projected and estimated once
+        p = ppi_release.pooled({**shares, "ppi_nsos": np.array([float(len(pops))])}, share_std, st.day_minutes,
+                               st.cells, project_sums=True)
+        blank = np.full((len(pops),) + p.estimate.shape, np.nan)  # no national table is published
+        for out, v in ((estimates, p.estimate), (low, p.low), (high, p.high)):
+            out["dp_pooled_only"] = np.concatenate([blank, v[None]])
     for name, per in tables.items():
         if name == "dp_default":  # the coordinator's pooled DP rows: from the summed released sums
             p = ppi_release.pooled(dp_total, std, st.day_minutes, st.cells)
@@ -228,14 +251,21 @@ def _measure(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], s
     for name, mask in row_types(st, len(nsos)).items():
         sel = lambda a: a[:, mask]  # noqa: E731  [R, rows, K]
         ok = np.isfinite(sel(err["default"]))
-        row = {"mae_minutes": {e: float(np.nanmean(np.where(ok, sel(v), np.nan))) for e, v in err.items()},
-               "coverage": {e: float(sel(np.stack(v))[ok].mean()) for e, v in held.items()},
+        row = {"mae_minutes": {e: _mean_finite(np.where(ok, sel(v), np.nan)) for e, v in err.items()},
+               "coverage": {e: float(sel(np.stack(v))[ok & np.isfinite(sel(err[e]))].mean())
+                            if np.isfinite(sel(err[e])).any() else float("nan") for e, v in held.items()},
                "ci_width_minutes": {e: float(sel(np.stack(v))[ok].mean()) for e, v in width.items()},
                "cells_not_estimated": float(1.0 - ok.mean())}
         if name != "pooled":
             row["persons_per_cell"] = {k: float(v[mask[:-1]].mean()) for k, v in persons.items()}
         out[name] = row
     return out
+
+
+def _mean_finite(a: np.ndarray) -> float:
+    """Mean over the finite values; nan where there are none (an estimator a row type does not publish)."""
+    finite = np.isfinite(a)
+    return float(a[finite].mean()) if finite.any() else float("nan")
 
 
 def study(dataset: Dataset, model, st: Setting, inf_dir: Path, replications: int, seed: int,
@@ -283,9 +313,12 @@ def study(dataset: Dataset, model, st: Setting, inf_dir: Path, replications: int
 def _dp_figures(row: dict) -> dict:
     """A row type's DP figures, from a `_measure` with a DP setting."""
     mae = row["mae_minutes"]
-    return {"dp_mae_minutes": {e: mae[e] for e in ("dp_default", "dp_diary", "dp_cc")},
+    return {"dp_mae_minutes": {e: mae[e] for e in ("dp_default", "dp_diary", "dp_cc", "dp_pooled_only")},
             "dp_growth_minutes": mae["dp_default"] - mae["default"], "non_private_mae_minutes": mae["default"],
-            "dp_coverage": row["coverage"]["dp_default"], "persons_per_cell": row.get("persons_per_cell")}
+            "dp_coverage": row["coverage"]["dp_default"], "persons_per_cell": row.get("persons_per_cell"),
+            # publish = "pooled" (pooled rows only; nan on national rows, which it does not publish)
+            "dp_pooled_only_growth_minutes": mae["dp_pooled_only"] - mae["default"],
+            "dp_pooled_only_coverage": row["coverage"]["dp_pooled_only"]}
 
 
 def replication_study(run_dir: Path, release_dir: Path, replications: int = 50, scale: float = 8.0,
