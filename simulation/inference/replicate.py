@@ -117,6 +117,16 @@ def pooled_only(dp: Setting, nsos: int) -> Setting:
     return replace(dp, cfg=dp.cfg.model_copy(update={"publish": "pooled"}), nsos=nsos, grid_step=GRID_STEP)
 
 
+def _pooled_only_rows(shares: dict[str, np.ndarray], share_std: dict[str, float], st: Setting,
+                      nsos: int) -> tuple[np.ndarray, ...]:
+    """Pooled-only publishing: the sum of every NSO's noise share, projected and estimated once;
+    (estimate, low, high) [nsos + 1, cells, K], nan on the national rows (none is published)."""
+    p = ppi_release.pooled({**shares, "ppi_nsos": np.array([float(nsos)])}, share_std, st.day_minutes, st.cells,
+                           project_sums=True)
+    blank = np.full((nsos,) + p.estimate.shape, np.nan)
+    return tuple(np.concatenate([blank, v[None]]) for v in (p.estimate, p.low, p.high))
+
+
 def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], st: Setting,
               rng: np.random.Generator, dp: Setting | None = None) -> Replication:
     """One replication: every NSO's samples drawn anew, estimated as the NSOs would, and pooled; with
@@ -162,12 +172,9 @@ def replicate(pops: dict[str, NSOPopulation], sizes: dict[str, dict[str, int]], 
         national = [clip(num / np.maximum(den, 1.0)[:, None]) for num, den in per]
         pooled = clip(sum(num for num, _ in per) / np.maximum(sum(den for _, den in per), 1.0)[:, None])
         estimates[name] = np.stack(national + [pooled])
-    if dp:  # pooled-only publishing: the sum of every NSO's noise share, projected and estimated once
-        p = ppi_release.pooled({**shares, "ppi_nsos": np.array([float(len(pops))])}, share_std, st.day_minutes,
-                               st.cells, project_sums=True)
-        blank = np.full((len(pops),) + p.estimate.shape, np.nan)  # no national table is published
-        for out, v in ((estimates, p.estimate), (low, p.low), (high, p.high)):
-            out["dp_pooled_only"] = np.concatenate([blank, v[None]])
+    if dp:
+        for out, v in zip((estimates, low, high), _pooled_only_rows(shares, share_std, st, len(pops))):
+            out["dp_pooled_only"] = v
     for name, per in tables.items():
         if name == "dp_default":  # the coordinator's pooled DP rows: from the summed released sums
             p = ppi_release.pooled(dp_total, std, st.day_minutes, st.cells)
