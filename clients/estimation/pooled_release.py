@@ -48,14 +48,18 @@ NOISY_SUMS = {"ppi_sensor": "sensor_predicted", "ppi_labelled_diary": "labelled_
               "ppi_labelled_predicted": "labelled_predicted", "ppi_trained": "trained_diary"}
 
 
-def honest_nsos(st: "Setting") -> int:
-    """h: the NSOs whose shares the guarantee counts on (`inference.honest_nsos`, default all);
-    UserError if there are not that many."""
-    h = st.cfg.honest_nsos or st.nsos
-    if h > st.nsos:
-        raise UserError(f"inference.honest_nsos = {h} but the federation has {st.nsos} NSOs; allowed: 1..{st.nsos}, "
+def checked_honest(honest: int | None, nsos: int) -> int:
+    """h: `inference.honest_nsos`, default all `nsos`; UserError if there are not that many NSOs."""
+    h = honest or nsos
+    if h > nsos:
+        raise UserError(f"inference.honest_nsos = {h} but the federation has {nsos} NSOs; allowed: 1..{nsos}, "
                         "or leave it out for all")
     return h
+
+
+def honest_nsos(st: "Setting") -> int:
+    """h: the NSOs whose shares the guarantee counts on (`checked_honest`)."""
+    return checked_honest(st.cfg.honest_nsos, st.nsos)
 
 
 def mechanisms(st: "Setting", layout: Layout) -> dict[str, Mechanism]:

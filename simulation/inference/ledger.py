@@ -7,8 +7,8 @@ from pathlib import Path
 
 from clients.estimation import release_ledger
 from clients.estimation.national import inference_delta
+from clients.estimation.pooled_release import checked_honest
 from clients.estimation.release import noise_multiplier
-from datasets.errors import UserError
 from datasets.inference_data import read_inference_index
 
 from ..config import ExperimentConfig
@@ -19,10 +19,7 @@ def plan_release(cfg: ExperimentConfig, inf_dir: Path, ledger_dir: Path) -> int:
     delta is not below 1/n or the noise shares count on more NSOs than there are."""
     index = read_inference_index(inf_dir)
     delta = inference_delta(cfg.inference, index)
-    h, nsos = cfg.inference.honest_nsos, len(index["counts"])
-    if h is not None and h > nsos:
-        raise UserError(f"inference.honest_nsos = {h} but the federation has {nsos} NSOs; allowed: 1..{nsos}, or "
-                        "leave it out for all")
+    checked_honest(cfg.inference.honest_nsos, len(index["counts"]))
     releases = release_ledger.read(ledger_dir)
     release_ledger.check_budget(releases, noise_multiplier(cfg.inference.epsilon, delta), delta, cfg.inference.budget)
     return len(releases) + 1
