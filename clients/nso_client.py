@@ -31,10 +31,10 @@ from .privacy.noise_share import noisy_share
 from .privacy.person_updates import clipped_update_sum
 from .privacy.randomness import KEY as RANDOMNESS_KEY, node_randomness
 from .privacy.sampling import sample_rate, steps_per_round, units
-from .run_config import section
+from .run_config import THREADS_KEY, section
 from .secure_aggregation.config import SecureAggregationConfig
 from .secure_aggregation.mod import clipped_count
-from .training import TrainingConfig, evaluate, train
+from .training import TrainingConfig, evaluate, torch_threads, train
 
 
 
@@ -72,6 +72,7 @@ class NSOClient(NumPyClient):
         self.audit_canaries = int(rc.get("audit-direction-canaries") or 0)
         self.audit_seed = int(rc.get("audit-seed") or 0)
         self.data_dir, self.nso = resolve_nso(context, rc)
+        self.threads = int(context.node_config.get(THREADS_KEY, 1))
         self.data = load_partition(self.data_dir, self.nso)
         self.randomness = node_randomness(str(rc.get(RANDOMNESS_KEY) or "reproducible"), context.node_config,
                                           self.seed, self.nso)
@@ -154,8 +155,11 @@ class NSOClient(NumPyClient):
         rng = self.randomness.generator("federation", server_round)  # sample, rounding offsets, noise share
         data = self.data.train
         sampled = np.nonzero(rng.random(units(data, "person")) < float(config["fdp_sample_rate"]))[0]
-        sums, _ = clipped_update_sum(self.model, data, sampled, self.privacy.local_steps, self.privacy.local_lr,
-                                     float(config["fdp_clip"]), self.model_cfg.wellbeing_weight)
+        windows = self.randomness.generator("windows", server_round) if self.privacy.local_batch else None
+        with torch_threads(self.threads):
+            sums, _ = clipped_update_sum(self.model, data, sampled, self.privacy.local_steps, self.privacy.local_lr,
+                                         float(config["fdp_clip"]), self.model_cfg.wellbeing_weight,
+                                         local_batch=self.privacy.local_batch, rng=windows)
         if self.audit_canaries:  # an audit's update-direction canaries (clients/privacy/audit_canaries.py)
             sums = add_canaries(sums, self.audit_seed, self.nso, self.audit_canaries,
                                 float(config["fdp_sample_rate"]), float(config["fdp_clip"]),

@@ -19,6 +19,8 @@ M = TypeVar("M", bound=BaseModel)
 
 UNSET = ""  # Flower run configs hold no None: an empty string stands for "not set"
 
+THREADS_KEY = "torch-threads"  # node_config: intra-op threads of the per-person updates (default 1)
+
 
 def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}; values that are not dicts are kept as they are."""

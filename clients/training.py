@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-
-from collections.abc import Sequence
 
 from datasets.prepared import Arrays
 
@@ -45,6 +45,18 @@ def local_passes(n: int, cfg: TrainingConfig) -> int:
 def local_steps(n: int, cfg: TrainingConfig) -> int:
     """Optimizer steps of one round without DP (`local_passes` x batches per pass)."""
     return local_passes(n, cfg) * math.ceil(n / cfg.batch_size) if n else 0
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block on `n` intra-op threads: a node that has the machine to itself (the local engine
+    runs NSOs one after another under SecAgg+) uses every core for the per-person updates."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def loss_fn(out: torch.Tensor, y: torch.Tensor, wb: torch.Tensor, wb_weight: float, n_classes: int,

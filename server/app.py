@@ -123,6 +123,8 @@ def train(grid: Grid, context: Context, rc: dict, fed: FederationConfig, sa: Sec
                              randomness=str(rc.get("randomness") or "reproducible"))
 
     def central_evaluate(server_round, parameters, config):
+        if not strategy.evaluates(server_round):
+            return None  # federation.evaluate_every
         set_weights(model, parameters)
         torch.set_num_threads(1)
         m = evaluate(model, holdout, mcfg, index["labels"], index["wellbeing_range"])
@@ -144,6 +146,7 @@ def train(grid: Grid, context: Context, rc: dict, fed: FederationConfig, sa: Sec
         fit_metrics_aggregation_fn=lambda results: recorder.fit([m for _, m in results]) or {},
         evaluate_metrics_aggregation_fn=lambda results: recorder.federated(results) or {},
     )
+    strategy.on_skipped_evaluation = lambda r: recorder.finish_round()
     wait_for_nodes(grid, len(index["nsos"]), fed.node_wait_s)
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=fed.rounds), strategy=strategy)
     reply_timeout = fed.reply_timeout_s or (sa.timeout_s if sa.enabled else None)

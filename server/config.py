@@ -12,6 +12,8 @@ class FederationConfig(BaseModel):
 
     strategy: Literal["fedavg", "fedprox", "fedadam"] = "fedavg"
     rounds: int = Field(10, ge=1, le=100_000)
+    evaluate_every: int = Field(1, ge=1, le=100_000, description="evaluate the model (held-out and the NSOs' test "
+                                                                 "persons) every n-th round and after the last")
     fraction_fit: float = Field(1.0, gt=0, le=1, description="share of NSOs trained each round")
     proximal_mu: float = Field(0.01, ge=0, le=100, description="FedProx proximal weight")
     server_lr: float = Field(0.01, gt=0, le=10, description="FedAdam server learning rate (eta)")

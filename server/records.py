@@ -32,8 +32,9 @@ def progress_line(row: dict[str, Any], rounds: int, randomness: str | None = Non
         privacy += " [noise reproducible from config]"
     wb = row.get("central.wellbeing_mae")
     wb_text = f"  well-being MAE {wb:.3f}" if wb is not None and wb == wb else ""  # no ratings in the data: left out
-    return (f"round {row['round']:>3}/{rounds}  accuracy {acc:.3f}  macro-F1 {f1:.3f}{wb_text}{privacy}  "
-            f"({row['round_s']:.1f} s)")
+    model = (f"accuracy {acc:.3f}  macro-F1 {f1:.3f}{wb_text}" if "central.accuracy" in row
+             else "not evaluated (federation.evaluate_every)")
+    return f"round {row['round']:>3}/{rounds}  {model}{privacy}  ({row['round_s']:.1f} s)"
 
 
 class RoundRecorder:

@@ -48,6 +48,13 @@ class _Strict:
 
     _expected_fit: int = 0
     _expected_evaluate: int = 0
+    evaluate_every: int = 1
+    rounds: int = 0
+    on_skipped_evaluation: Callable[[int], None] | None = None
+
+    def evaluates(self, server_round: int) -> bool:
+        """federation.evaluate_every: the initial model, every n-th round and the last are evaluated."""
+        return server_round % self.evaluate_every == 0 or server_round >= self.rounds
 
     def configure_fit(self, server_round, parameters, client_manager):
         self._global = parameters_to_ndarrays(parameters)
@@ -56,6 +63,11 @@ class _Strict:
         return instructions
 
     def configure_evaluate(self, server_round, parameters, client_manager):
+        if not self.evaluates(server_round):
+            self._expected_evaluate = 0
+            if self.on_skipped_evaluation:
+                self.on_skipped_evaluation(server_round)
+            return []
         instructions = super().configure_evaluate(server_round, parameters, client_manager)
         self._expected_evaluate = len(instructions)
         return instructions
@@ -135,4 +147,5 @@ def make_strategy(cfg: FederationConfig, n_nsos: int, initial: Parameters, toler
     strategy.tolerate_dropouts = tolerate_dropouts
     strategy.on_dropped = on_dropped
     strategy.on_aggregate = on_aggregate
+    strategy.evaluate_every, strategy.rounds = cfg.evaluate_every, cfg.rounds
     return strategy

@@ -145,3 +145,44 @@ def test_an_nso_refuses_a_server_instruction_with_less_noise_than_its_own_plan(t
     err = capsys.readouterr().err
     assert code == 2 and "refuses round 1" in err and expected in err and "less noise than accounted" in err
     assert "Traceback" not in err
+
+
+def test_local_mini_batches_draw_within_each_person_and_keep_the_clip():
+    """privacy.local_batch: each local step sees that many of the person's own windows. A batch at
+    least as large as every person is the full-batch update (up to float rounding: the windows are
+    drawn in another order); a small one still sums persons each clipped to C; same draws, same sum."""
+    from clients.model import ModelConfig, build_model
+    from clients.privacy.person_updates import clipped_update_sum
+    from datasets.prepared import Arrays
+
+    rng = np.random.default_rng(1)
+    n = 60
+    model = build_model(ModelConfig(hidden=8, layers=1), 0, 31, 13)
+    data = Arrays(rng.normal(size=(n, model.trunk[0].in_features)).astype(np.float32), rng.integers(0, 13, n),
+                  np.full(n, np.nan, np.float32), np.repeat(np.arange(4), 15))
+    persons = np.arange(4)
+    full, _ = clipped_update_sum(model, data, persons, 3, 0.1, 10.0, 0.2)
+    whole, _ = clipped_update_sum(model, data, persons, 3, 0.1, 10.0, 0.2, local_batch=15,
+                                  rng=np.random.default_rng(0))
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(full, whole))
+    small = [clipped_update_sum(model, data, persons, 3, 0.1, 10.0, 0.2, local_batch=3,
+                                rng=np.random.default_rng(7))[0] for _ in range(2)]
+    assert all(np.array_equal(a, b) for a, b in zip(*small))  # the draws come from the generator alone
+    assert not all(np.allclose(a, b, atol=1e-6) for a, b in zip(full, small[0]))  # 3 of 15 windows: another step
+    for p in persons:  # each person alone stays within the clip
+        one, _ = clipped_update_sum(model, data, np.array([p]), 3, 0.1, 0.05, 0.2, local_batch=3,
+                                    rng=np.random.default_rng(7))
+        assert np.sqrt(sum((s ** 2).sum() for s in one)) <= 0.05 * (1 + 1e-5)
+    with pytest.raises(ValueError, match="generator"):
+        clipped_update_sum(model, data, persons, 3, 0.1, 1.0, 0.2, local_batch=3)
+
+
+def test_evaluate_every_evaluates_every_nth_round_and_the_last(tmp_path):
+    code, s, out = _run(tmp_path, "sparse", "--set", "privacy.target_epsilon=4", "--set", "federation.rounds=3",
+                        "--set", "federation.evaluate_every=2", "--set", "privacy.local_batch=8")
+    assert code == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"event"' not in x]
+    assert [r["round"] for r in rows] == [0, 1, 2, 3]
+    assert [("central.macro_f1" in r) for r in rows] == [True, False, True, True]
+    assert "dp.epsilon" in rows[1]  # a round without evaluation still records its training and privacy
+    assert s["final"]["macro_f1"] == rows[-1]["central.macro_f1"]

@@ -40,6 +40,9 @@ class PrivacyConfig(BaseModel):
     local_steps: int = Field(5, ge=1, le=1000, description="federation scope: gradient steps on each sampled "
                                                           "person's own windows")
     local_lr: float = Field(0.5, gt=0, le=100, description="federation scope: step size of those steps")
+    local_batch: int | None = Field(
+        None, ge=1, le=1_000_000, description="federation scope: windows per local step, drawn afresh without "
+                                              "replacement from the person's windows (default: all of them)")
     server_optimizer: Literal["sgd", "adam"] = Field(
         "sgd", description="federation scope: server step, SGD with momentum or Adam with its second moment "
                            "corrected for the known DP noise variance (DP-AdamBC)")

@@ -85,7 +85,7 @@ def _utility(args: argparse.Namespace, console: Console) -> dict:
 
 
 def _runs(args: argparse.Namespace, console: Console) -> dict:
-    from ..bench.runs import bench_runs
+    from ..bench.runs import FEDERATION_CONFIG, bench_runs
 
     console.print(f"whole runs of experiments/baseline.toml, {args.rounds} rounds, one NSO at a time:")
     r = bench_runs(args.rounds, progress=console.print)
@@ -95,6 +95,9 @@ def _runs(args: argparse.Namespace, console: Console) -> dict:
                       + verdict(r["meets_target"]["ratio"][name])
                       + f"; last round {growth:+.0%} vs round 2 (target <= +{r['targets']['round_growth']:.0%}): "
                       + verdict(r["meets_target"]["round_growth"][name]))
+    fed = r["federation_round"]
+    console.print(f"  federation-scope round (experiments/{FEDERATION_CONFIG}): median {fed['round_median_s']:.3f} s "
+                  f"(target <= {r['targets']['federation_round_s']} s): " + verdict(r["meets_target"]["federation_round_s"]))
     return r
 
 
