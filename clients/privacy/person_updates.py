@@ -62,13 +62,17 @@ def _padded(data: Arrays, persons: np.ndarray, starts: np.ndarray, counts: np.nd
     return x, y, wb, mask
 
 
-def _drawn(x, y, wb, mask, size: int, rng: np.random.Generator):
-    """`size` of each person's real windows, drawn without replacement (all of them if fewer)."""
-    keys = rng.random(tuple(mask.shape))
-    keys[mask.numpy() == 0] = np.inf  # padding sorts last, so a short person keeps its windows, masked
-    idx = torch.from_numpy(np.argsort(keys, axis=1, kind="stable")[:, :size])
-    rows = torch.arange(len(idx))[:, None]
-    return x[rows, idx], y[rows, idx], wb[rows, idx], mask[rows, idx]
+def _drawn(flat, group: np.ndarray, starts: np.ndarray, counts: np.ndarray, size: int, rng: np.random.Generator):
+    """`size` of each person's windows, drawn without replacement (all of them if fewer, the rest
+    masked), gathered straight from the NSO's arrays: no padded copy of whole persons."""
+    n = counts[group][:, None]
+    keys = rng.random((len(group), int(n.max())))
+    keys[np.arange(keys.shape[1])[None, :] >= n] = np.inf  # beyond a person's windows: sorts last
+    picked = np.argsort(keys, axis=1, kind="stable")[:, :size]
+    real = picked < n
+    idx = torch.from_numpy(starts[group][:, None] + np.where(real, picked, 0))
+    x, y, wb = flat
+    return x[idx], y[idx], wb[idx], torch.from_numpy(real.astype(np.float32))
 
 
 def clipped_update_sum(model: ActivityNet, data: Arrays, persons: np.ndarray, local_steps: int, local_lr: float,
@@ -90,14 +94,15 @@ def clipped_update_sum(model: ActivityNet, data: Arrays, persons: np.ndarray, lo
     total_w = [torch.zeros_like(w) for w in w0]
     total_b = [torch.zeros_like(b) for b in b0]
     clipped = diverged = 0
+    flat = (torch.from_numpy(data.x), torch.from_numpy(data.y.astype(np.int64)), torch.from_numpy(data.wellbeing))
     for lo in range(0, len(persons), chunk):
         group = persons[lo:lo + chunk]
-        full = _padded(data, group, starts, counts)
+        full = _padded(data, group, starts, counts) if local_batch is None else None
         k = len(group)
         ws = [w.expand(k, -1, -1).clone().requires_grad_(True) for w in w0]
         bs = [b.expand(k, -1).clone().requires_grad_(True) for b in b0]
         for _ in range(local_steps):
-            x, y, wb, mask = full if local_batch is None else _drawn(*full, local_batch, rng)
+            x, y, wb, mask = full or _drawn(flat, group, starts, counts, local_batch, rng)
             out = _forward(ws, bs, x).reshape(-1, w0[-1].shape[0])
             per = loss_fn(out, y.reshape(-1), wb.reshape(-1), wellbeing_weight, model.n_classes, "none")
             per_person = (per.reshape(k, -1) * mask).sum(1) / mask.sum(1)

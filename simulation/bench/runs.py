@@ -95,6 +95,8 @@ def _one(tmp: str, name: str, overrides: list[str], rounds: int, config: str = "
     second, last = rows[2]["round_s"], rows[-1]["round_s"]
     return {"wall_s": round(wall, 2), "share": shares, "round_2_s": second, "round_last_s": last,
             "round_median_s": round(float(np.median([r["round_s"] for r in rows[2:]])), 4),
+            "secagg_stage_median_s": {k.rsplit(".", 1)[1]: round(float(np.median([r[k] for r in rows[2:]])), 4)
+                                      for k in rows[-1] if k.startswith("secagg.stage_s.")},
             "round_growth": round(last / second - 1, 3), "macro_f1": s["final"]["macro_f1"],
             "epsilon": s["privacy"].get("epsilon")}
 
@@ -102,7 +104,10 @@ def _one(tmp: str, name: str, overrides: list[str], rounds: int, config: str = "
 def _progress(progress: Callable[[str], None], name: str, r: dict, rounds: int) -> None:
     progress(f"  {name}: {r['wall_s']:.1f} s, round 2 {r['round_2_s']:.2f} s -> round {rounds} "
              f"{r['round_last_s']:.2f} s (median {r['round_median_s']:.3f} s); shares "
-             + ", ".join(f"{k} {v:.0%}" for k, v in r["share"].items()))
+             + ", ".join(f"{k} {v:.0%}" for k, v in r["share"].items())
+             + ("; SecAgg+ stages (median s, training inside collect_masked_vectors): "
+                + ", ".join(f"{k} {v:.3f}" for k, v in r["secagg_stage_median_s"].items())
+                if r["secagg_stage_median_s"] else ""))
 
 
 def bench_runs(rounds: int = 30, progress: Callable[[str], None] = print) -> dict:

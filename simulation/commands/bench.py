@@ -70,7 +70,8 @@ def _data(args: argparse.Namespace, console: Console) -> dict:
 def _utility(args: argparse.Namespace, console: Console) -> dict:
     from ..bench.utility import bench_utility
 
-    console.print(f"privacy cost on the default data, {args.rounds} rounds (four whole runs, several minutes):")
+    console.print("privacy cost on the default data, " + (f"{args.rounds} rounds" if args.rounds else
+                  "each recipe at its own rounds") + " (four whole runs, several minutes):")
     r = bench_utility(args.rounds, progress=console.print)
     console.print(f"  record-level epsilon 8: drop {r['drop_record_points']:.1f} macro-F1 points (target <= "
                   f"{r['targets']['drop_record_points']:g}): " + verdict(r["meets_target"]["record"]))
@@ -225,8 +226,9 @@ BENCHES = {"deployment": _deployment, "peers": _peers, "scale": _scale, "secagg"
 
 def run(args: argparse.Namespace, console: Console) -> int:
     for option in ("rounds", "repeats", "seeds", "replications"):
-        if getattr(args, option, 1) < 1:
-            raise UserError(f"--{option} {getattr(args, option)}: must be at least 1")
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            raise UserError(f"--{option} {value}: must be at least 1")
     r = BENCHES[args.bench_command](args, console)
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2) + "\n")
