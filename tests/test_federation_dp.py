@@ -186,3 +186,6 @@ def test_evaluate_every_evaluates_every_nth_round_and_the_last(tmp_path):
     assert [("central.macro_f1" in r) for r in rows] == [True, False, True, True]
     assert "dp.epsilon" in rows[1]  # a round without evaluation still records its training and privacy
     assert s["final"]["macro_f1"] == rows[-1]["central.macro_f1"]
+    _, every, _ = _run(tmp_path, "every", "--set", "privacy.target_epsilon=4", "--set", "federation.rounds=3",
+                       "--set", "privacy.local_batch=8")
+    assert every["final"] == s["final"]  # skipping evaluations changes no model
