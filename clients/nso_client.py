@@ -22,6 +22,7 @@ from datasets.synthetic.default_data import default_data_dir
 
 from .local_log import LocalLog
 from .model import ModelConfig, build_model, get_weights, set_weights
+from .privacy.adaptive_clip import checked_scale, sent_vectors
 from .privacy.accounting import DELTA_KEY, PrivacyLedger, calibrate
 from .privacy.audit_canaries import add_canaries
 from .privacy.config import PrivacyConfig
@@ -156,10 +157,16 @@ class NSOClient(NumPyClient):
         data = self.data.train
         sampled = np.nonzero(rng.random(units(data, "person")) < float(config["fdp_sample_rate"]))[0]
         windows = self.randomness.generator("windows", server_round) if self.privacy.local_batch else None
+        try:
+            scale = checked_scale(config.get("fdp_clip_scale", 1.0))
+        except ValueError as exc:
+            raise UserError(f"NSO {self.nso} refuses round {server_round}: {exc}") from None
         with torch_threads(self.threads):
-            sums, _ = clipped_update_sum(self.model, data, sampled, self.privacy.local_steps, self.privacy.local_lr,
-                                         float(config["fdp_clip"]), self.model_cfg.wellbeing_weight,
-                                         local_batch=self.privacy.local_batch, rng=windows)
+            sums, stats = clipped_update_sum(self.model, data, sampled, self.privacy.local_steps,
+                                             self.privacy.local_lr, float(config["fdp_clip"]) * scale,
+                                             self.model_cfg.wellbeing_weight, local_batch=self.privacy.local_batch,
+                                             rng=windows)
+        sums = sent_vectors(sums, stats["persons"], stats["clipped"], scale, float(config["fdp_count_scale"]))
         if self.audit_canaries:  # an audit's update-direction canaries (clients/privacy/audit_canaries.py)
             sums = add_canaries(sums, self.audit_seed, self.nso, self.audit_canaries,
                                 float(config["fdp_sample_rate"]), float(config["fdp_clip"]),

@@ -189,3 +189,20 @@ def test_evaluate_every_evaluates_every_nth_round_and_the_last(tmp_path):
     _, every, _ = _run(tmp_path, "every", "--set", "privacy.target_epsilon=4", "--set", "federation.rounds=3",
                        "--set", "privacy.local_batch=8")
     assert every["final"] == s["final"]  # skipping evaluations changes no model
+
+
+def test_fedadam_steps_as_reddi_et_al_give_it():
+    """privacy.server_optimizer = "fedadam": m and v moving averages (beta2 0.99), no bias
+    correction, x += lr * m / (sqrt(v) + tau) (Reddi et al. 2021, Algorithm 2)."""
+    from types import SimpleNamespace
+
+    from server.dp_fedavg import DPFedAvg
+
+    dp = SimpleNamespace(server_optimizer="fedadam", server_momentum=0.9, server_lr=0.1, server_tau=0.01)
+    state = SimpleNamespace(dp=dp, _momentum=None)
+    u1, u2 = np.array([1.0, -2.0]), np.array([0.5, 0.0])
+    s1 = DPFedAvg._step(state, [u1], 0.0)[0]
+    s2 = DPFedAvg._step(state, [u2], 0.0)[0]
+    m1, v1 = 0.1 * u1, 0.01 * u1 ** 2
+    m2, v2 = 0.9 * m1 + 0.1 * u2, 0.99 * v1 + 0.01 * u2 ** 2
+    assert np.allclose(s1, 0.1 * m1 / (np.sqrt(v1) + 0.01)) and np.allclose(s2, 0.1 * m2 / (np.sqrt(v2) + 0.01))

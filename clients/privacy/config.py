@@ -43,11 +43,21 @@ class PrivacyConfig(BaseModel):
     local_batch: int | None = Field(
         None, ge=1, le=1_000_000, description="federation scope: windows per local step, drawn afresh without "
                                               "replacement from the person's windows (default: all of them)")
-    server_optimizer: Literal["sgd", "adam"] = Field(
-        "sgd", description="federation scope: server step, SGD with momentum or Adam with its second moment "
-                           "corrected for the known DP noise variance (DP-AdamBC)")
+    server_optimizer: Literal["sgd", "adam", "fedadam"] = Field(
+        "sgd", description="federation scope: server step, SGD with momentum; Adam with its second moment "
+                           "corrected for the known DP noise variance (DP-AdamBC); or FedAdam (Reddi et al. 2021: "
+                           "beta2 0.99, no bias correction, adaptivity server_tau)")
     server_lr: float = Field(1.0, gt=0, le=100, description="federation scope: server step size")
     server_momentum: float = Field(0.9, ge=0, lt=1, description="federation scope: server SGD momentum / Adam beta1")
+    server_tau: float = Field(1e-3, gt=0, le=10, description="federation scope, fedadam: Reddi et al.'s tau, "
+                                                             "added to the root of the second moment")
+    clip_quantile: float | None = Field(
+        None, gt=0, lt=1, description="federation scope: adaptive clipping (Andrew et al. 2021), the quantile of "
+                                      "the persons' update norms the clip tracks; default: a fixed clip")
+    clip_lr: float = Field(0.2, gt=0, le=10, description="adaptive clipping: geometric step of the clip per round")
+    clip_count_noise: float = Field(
+        0.05, gt=0, le=10, description="adaptive clipping: noise SD of the count of unclipped persons, as a fraction "
+                                       "of the expected sampled persons (Andrew et al.: 1/20)")
     min_nsos: int | None = Field(
         None, ge=2, le=10_000, description="federation scope: k_min, the NSOs whose noise the aggregate always "
                                            "holds; default: the SecAgg+ reconstruction threshold")
@@ -60,6 +70,9 @@ class PrivacyConfig(BaseModel):
         if self.scope == "federation" and self.unit != "person":
             raise ValueError("privacy.scope = 'federation' protects persons: set privacy.unit = 'person' "
                              "(record-level DP uses the nso scope)")
+        if self.enabled and self.scope == "nso" and self.clip_quantile is not None:
+            raise ValueError("privacy.clip_quantile (adaptive clipping) is built for privacy.scope = 'federation' "
+                             "only; with the nso scope remove it and set privacy.max_grad_norm")
         if self.enabled and (self.noise_multiplier is None) == (self.target_epsilon is None):
             raise ValueError("give exactly one of privacy.noise_multiplier and privacy.target_epsilon "
                              f"(got noise_multiplier={self.noise_multiplier}, target_epsilon={self.target_epsilon})")

@@ -16,7 +16,7 @@ from .config import PrivacyConfig
 from .noise_share import effective_clip, grid_step
 
 DEFAULT_RATE = 0.5
-FIT_KEYS = ("sample_rate", "clip", "noise_std", "grid_step", "clipping_range")
+FIT_KEYS = ("sample_rate", "clip", "noise_std", "grid_step", "clipping_range", "count_scale")
 
 
 def secagg_threshold(sa: SecureAggregationConfig, n: int) -> int:
@@ -52,6 +52,14 @@ class FederationDP:
     server_optimizer: str
     server_lr: float
     server_momentum: float
+    server_tau: float
+    count_scale: float = 0.0  # adaptive clipping: the unclipped-count coordinate's scale s (0: a fixed clip)
+    clip_quantile: float | None = None
+    clip_lr: float = 0.0
+
+    @property
+    def adaptive(self) -> bool:
+        return self.count_scale > 0
 
     def noise_variance(self, contributions: int) -> float:
         """Per-coordinate variance of the DP noise in the averaged update (grid rounding included)."""
@@ -94,10 +102,29 @@ def plan(privacy: PrivacyConfig, sa: SecureAggregationConfig, index: dict, dims:
         bound = c * (largest + 4 * math.sqrt(largest) + 1) + 10 * sigma * c * 1.1 / math.sqrt(k_min)
         clipping_range = 2.0 ** math.ceil(math.log2(bound))
     step = grid_step(clipping_range, sa.quantization_range)
-    c_eff = effective_clip(c, step, dims)
+    count_scale = 0.0
+    if privacy.clip_quantile is not None:  # the count's noise SD, in persons: clip_count_noise * q * N
+        count_scale = sigma * effective_clip(c, step, dims + 1) / (privacy.clip_count_noise * q * n_total)
+        if count_scale > 2 * c:  # the count coordinate would outgrow the update's grid (clipping_range)
+            least = privacy.clip_count_noise * count_scale / (2 * c)
+            raise ValueError(f"privacy.clip_count_noise = {privacy.clip_count_noise:g}: at {q * n_total:.0f} expected "
+                             f"persons and noise multiplier {sigma:.3g} the count of unclipped persons would need more "
+                             f"weight than an update has. Allowed here: >= {least:.3g}, or a fixed clip "
+                             "(no privacy.clip_quantile)")
+    c_eff = sent_sensitivity(c, count_scale, step, dims)
     return FederationDP(q, sigma, c, c_eff, sigma * c_eff / math.sqrt(k_min), k_min, len(nsos), n_total, q * n_total,
                         delta, privacy.accountant, step, float(clipping_range), privacy.server_optimizer,
-                        privacy.server_lr, privacy.server_momentum)
+                        privacy.server_lr, privacy.server_momentum, privacy.server_tau, count_scale,
+                        privacy.clip_quantile, privacy.clip_lr)
+
+
+def sent_sensitivity(clip: float, count_scale: float, step: float, dims: int) -> float:
+    """L2 sensitivity of what an NSO sends to one person: the clipped update and, with adaptive
+    clipping, the coordinate count_scale * (unclipped - 1/2) (Andrew et al. 2021: one person moves it
+    by count_scale / 2), rounded onto the grid."""
+    if count_scale == 0:
+        return effective_clip(clip, step, dims)
+    return effective_clip(math.hypot(clip, count_scale / 2), step, dims + 1)
 
 
 def instruction_problems(sent: dict[str, float], privacy: PrivacyConfig, sa: SecureAggregationConfig, index: dict,
@@ -109,7 +136,8 @@ def instruction_problems(sent: dict[str, float], privacy: PrivacyConfig, sa: Sec
     base = plan(privacy, sa, index, dims, rounds, sigma=1.0)  # k_min, rate, clip, delta: not sigma-dependent
     if sent["grid_step"] <= 0 or sent["noise_std"] <= 0:
         return [f"grid_step {sent['grid_step']:g} and noise_std {sent['noise_std']:g} must be positive"]
-    sigma = sent["noise_std"] * math.sqrt(base.min_nsos) / effective_clip(base.clip, sent["grid_step"], dims)
+    sigma = sent["noise_std"] * math.sqrt(base.min_nsos) / sent_sensitivity(base.clip, sent["count_scale"],
+                                                                             sent["grid_step"], dims)
     mine = plan(privacy, sa, index, dims, rounds, sigma=sigma)
     bad = []
     if privacy.noise_multiplier is not None and sigma < privacy.noise_multiplier * (1 - 1e-9):
@@ -121,6 +149,7 @@ def instruction_problems(sent: dict[str, float], privacy: PrivacyConfig, sa: Sec
                        f"privacy.target_epsilon {privacy.target_epsilon:g}")
     if sent["clip"] > mine.clip * (1 + 1e-9):
         bad.append(f"clip {sent['clip']:.6g} > {mine.clip:.6g}")
-    bad += [f"{k} {sent[k]:.6g} != {getattr(mine, k):.6g}" for k in ("sample_rate", "grid_step", "clipping_range")
+    bad += [f"{k} {sent[k]:.6g} != {getattr(mine, k):.6g}" for k in ("sample_rate", "grid_step", "clipping_range",
+                                                                                   "count_scale")
             if not math.isclose(sent[k], getattr(mine, k), rel_tol=1e-9)]
     return bad
