@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datasets.synthetic.registers import RegisterSettings
 
+from .keys import MATCH_KEYS
+
 PROTOCOL = "nso-ppml-coverage/1"
 NORMALISATION = "v1"  # how keys are normalised on both sides (coverage_psi/keys.py)
 
@@ -21,6 +23,26 @@ class ProtocolSettings(BaseModel):
     data_structure: Literal["raw", "gcs", "bloom_filter"] = "gcs"
     pad_to: int | None = Field(None, ge=1, description="the third party pads its set to this size with random "
                                "dummies, so that its size stays hidden (default: 2 x the NSO's set)")
+    method: Literal["ecdh-p256", "x25519"] = Field(
+        "ecdh-p256", description="ecdh-p256: OpenMined's ECDH-PSI on P-256; x25519: DH-PSI on Curve25519 with "
+                                 "libsodium, grouped so that several match keys count as a union")
+    match_keys: list[str] = Field(["exact"], min_length=1, description="a person matches if any of these keys "
+                                  f"agrees: {', '.join(MATCH_KEYS)} (more than one needs method = 'x25519')")
+    workers: int = Field(2, ge=1, le=64, exclude=True, description="x25519: processes for each party's "
+                                                                    "exponentiations (local, not agreed)")
+
+    @model_validator(mode="after")
+    def _keys(self) -> "ProtocolSettings":
+        unknown = [k for k in self.match_keys if k not in MATCH_KEYS]
+        if unknown:
+            raise ValueError(f"match_keys {unknown}: allowed {', '.join(MATCH_KEYS)}")
+        if len(set(self.match_keys)) != len(self.match_keys):
+            raise ValueError(f"match_keys {self.match_keys} names a key twice")
+        if self.method == "ecdh-p256" and self.match_keys != ["exact"]:
+            raise ValueError(f"match_keys {self.match_keys} with method = 'ecdh-p256': OpenMined's PSI shuffles every "
+                             "key alone, so it can count matches per key but not persons matched by any key; use "
+                             "method = 'x25519', or match_keys = ['exact']")
+        return self
 
 
 class DesignSettings(BaseModel):

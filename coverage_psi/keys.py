@@ -31,8 +31,15 @@ def _rows(mask: np.ndarray) -> str:
     return ", ".join(str(i + 1) for i in idx[:5]) + (f" and {len(idx) - 5} more" if len(idx) > 5 else "")
 
 
-def normalise(records: pd.DataFrame, source: str) -> np.ndarray:
-    """One key string per record; raises UserError naming the malformed rows."""
+def _join(*parts: np.ndarray) -> np.ndarray:
+    out = parts[0].astype(str)
+    for p in parts[1:]:
+        out = np.char.add(np.char.add(out, "|"), p.astype(str))
+    return out
+
+
+def _fields(records: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
+    """The normalised fields of every record; raises UserError naming the malformed rows."""
     missing = [c for c in COLUMNS if c not in records.columns]
     if missing:
         raise UserError(f"{source}: missing column(s) {missing}; a list needs {', '.join(COLUMNS)}")
@@ -49,9 +56,37 @@ def normalise(records: pd.DataFrame, source: str) -> np.ndarray:
             problems.append(f"column '{name}' in rows {_rows(bad)} is not {what}")
     if problems:
         raise UserError(f"{source}: malformed keys:\n" + "\n".join(f"  - {p}" for p in problems))
-    dob = dates.dt.strftime("%Y%m%d").to_numpy()
-    return np.char.add(np.char.add(np.char.add(np.char.add(first.astype(str), "|"), last.astype(str)), "|"),
-                       np.char.add(np.char.add(dob.astype(str), "|"), postcode.astype(str)))
+    day, month = dates.dt.strftime("%d").to_numpy().astype(str), dates.dt.strftime("%m").to_numpy().astype(str)
+    low = day < month
+    either = np.char.add(np.where(low, day, month), np.where(low, month, day))  # the same whichever way round
+    return {"first": first, "surname": last, "dob": dates.dt.strftime("%Y%m%d").to_numpy(), "postcode": postcode,
+            "year": dates.dt.strftime("%Y").to_numpy(),
+            "dob_either": np.char.add(dates.dt.strftime("%Y").to_numpy().astype(str), either)}
+
+
+# Match keys (docs/coverage.md): each leaves out or loosens one field, so that a record with one key
+# error in that field still agrees with the register on that key.
+MATCH_KEYS = {
+    "exact": ("first", "surname", "dob", "postcode"),
+    "no_surname": ("first", "dob", "postcode"),        # a surname misspelt or changed
+    "no_first": ("surname", "dob", "postcode"),        # a first name misspelt or shortened
+    "no_postcode": ("first", "surname", "dob"),        # a postcode missing or moved
+    "dob_either": ("first", "surname", "dob_either", "postcode"),  # day and month transposed
+    "birth_year": ("first", "surname", "year", "postcode"),  # any error in the day or month
+}
+
+
+def normalise(records: pd.DataFrame, source: str) -> np.ndarray:
+    """One exact key string per record (FIRST|SURNAME|YYYYMMDD|POSTCODE); raises UserError naming the
+    malformed rows."""
+    f = _fields(records, source)
+    return _join(*(f[k] for k in MATCH_KEYS["exact"]))
+
+
+def match_keys(records: pd.DataFrame, source: str, kinds: tuple[str, ...]) -> np.ndarray:
+    """records x kinds tagged key strings ("kind:" first, so keys of two kinds never agree)."""
+    f = _fields(records, source)
+    return np.stack([np.char.add(f"{k}:", _join(*(f[x] for x in MATCH_KEYS[k]))) for k in kinds], axis=1)
 
 
 def read_list(path: Path | str) -> pd.DataFrame:
@@ -73,6 +108,19 @@ def register_keys(records: pd.DataFrame, source: str) -> list[str]:
     if dup.any():
         raise UserError(f"{source}: rows {_rows(dup)} repeat a person's key; a register lists each person once")
     return keys.tolist()
+
+
+def register_groups(records: pd.DataFrame, source: str, kinds: tuple[str, ...]) -> np.ndarray:
+    """The NSO's persons x kinds match keys: every person once (by the exact key), or an error."""
+    register_keys(records, source)
+    return match_keys(records, source, kinds)
+
+
+def source_match_keys(records: pd.DataFrame, source: str, kinds: tuple[str, ...]) -> tuple[list[str], int]:
+    """The third party's distinct tagged keys of every kind, and how many repeated records were dropped."""
+    groups = match_keys(records, source, kinds)
+    repeats = len(groups) - len(set(groups[:, 0].tolist()))
+    return list(dict.fromkeys(groups.ravel().tolist())), repeats
 
 
 def source_keys(records: pd.DataFrame, source: str) -> tuple[list[str], int]:

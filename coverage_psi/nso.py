@@ -21,8 +21,9 @@ from datasets.errors import UserError
 
 from .config import NORMALISATION, PROTOCOL, DesignSettings, ProtocolSettings
 from .estimate import estimate, match_rate
-from .keys import read_list, register_keys
+from .keys import read_list, register_groups, register_keys
 from .psi import NSOPSI
+from .psi_x25519 import NSOX25519
 from .wire import Channel, PeerError, client_context
 
 
@@ -95,9 +96,27 @@ def _noise(randomness: str, seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence() if randomness == "secure" else [seed, 0xD9])
 
 
+def _match(ch: Channel, keys, protocol: ProtocolSettings) -> dict:
+    """The NSO's side of the PSI after the HELLOs: {"matched": persons found, ...}."""
+    setup = ch.receive("SETUP")
+    if protocol.method == "x25519":
+        side = NSOX25519(protocol.workers)
+        ch.send("REQUEST", side.request(keys))
+        try:
+            return side.count(setup, ch.receive("RESPONSE"))
+        except ValueError as exc:
+            raise PeerError(f"the third party's answer is malformed: {exc}") from None
+    side = NSOPSI()
+    ch.send("REQUEST", side.request(keys))
+    return {"matched": side.intersection_size(setup, ch.receive("RESPONSE"))}
+
+
 def measure(a: MeasureArgs) -> dict:
     persons = _persons(read_list(a.register), a.design, a.seed)
-    keys = register_keys(persons, str(a.register))
+    if a.protocol.method == "x25519":  # persons x match keys, each tagged with its kind
+        keys = register_groups(persons, str(a.register), tuple(a.protocol.match_keys))
+    else:
+        keys = register_keys(persons, str(a.register))
     lam, lam_se, clerical_in = clerical_rate(a.clerical)
     ch = Channel(_connect(a.connect, a.timeout_s, a.ca), a.timeout_s, a.transcript)
     start = time.perf_counter()
@@ -105,17 +124,15 @@ def measure(a: MeasureArgs) -> dict:
         ch.send("HELLO", {"protocol": PROTOCOL, "normalisation": NORMALISATION, "client_size": len(keys),
                           **a.protocol.model_dump()})
         ch.receive("HELLO")
-        setup = ch.receive("SETUP")
-        side = NSOPSI()
-        ch.send("REQUEST", side.request(keys))
-        matched = side.intersection_size(setup, ch.receive("RESPONSE"))
+        counted = _match(ch, keys, a.protocol)
+        matched = counted["matched"]
         est = estimate(matched, len(keys), a.design.kind, a.design.design_effect, lam, lam_se, a.epsilon,
                        _noise(a.randomness, a.seed))
         ch.send("RESULT", est.as_dict())
         ch.receive("ACK")
     finally:
         ch.close()
-    out = {"estimate": est.as_dict(), "randomness": a.randomness, "matched": matched, "persons": len(keys),
+    out = {"estimate": est.as_dict(), "randomness": a.randomness, **counted, "persons": len(keys),
            "clerical_in_source": clerical_in,
            "bytes_sent": ch.sent, "bytes_received": ch.received, "seconds": time.perf_counter() - start}
     write_json(a.out, out)

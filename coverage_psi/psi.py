@@ -44,5 +44,10 @@ class NSOPSI:
         return int(self._client.GetIntersectionSize(s, r))
 
 
-def version() -> str:
-    return str(psi.__version__)
+def version(method: str = "ecdh-p256") -> str:
+    """The PSI implementation a method runs on, for manifests and the handshake."""
+    if method == "x25519":
+        from .psi_x25519 import version as x25519_version
+
+        return x25519_version()
+    return f"openmined-psi {psi.__version__}"

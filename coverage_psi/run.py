@@ -25,7 +25,7 @@ from simulation.results.manifest import manifest
 from simulation.results.run_dir import default_run_dir, new_run_dir
 
 from .config import CoverageConfig
-from .keys import normalise
+from .keys import match_keys
 from .psi import version
 
 COLUMNS = ["first_name", "surname", "birth_date", "postcode", "national_id"]
@@ -46,19 +46,22 @@ def _write_inputs(cfg: CoverageConfig, run_dir: Path) -> dict:
                                                                           cfg.design.sample_size, replace=False))
     if cfg.design.clerical_sample:
         consented = rng.choice(measured, min(cfg.design.clerical_sample, len(measured)), replace=False)
-        source_keys = set(normalise(sim.source, "source").tolist())
-        keys = normalise(sim.register.iloc[consented], "register")
+        kinds = tuple(cfg.protocol.match_keys)  # the clerk records whether any of the match keys agrees
+        source_keys = set(match_keys(sim.source, "source", kinds).ravel().tolist())
+        groups = match_keys(sim.register.iloc[consented], "register", kinds)
         pd.DataFrame({"in_source": sim.in_source[consented],
-                      "key_matches": [k in source_keys for k in keys]}).to_csv(nso / "clerical.csv", index=False)
+                      "key_matches": [any(k in source_keys for k in g) for g in groups]}).to_csv(
+            nso / "clerical.csv", index=False)
     return {"true_coverage": sim.true_coverage, "true_coverage_measured": float(sim.in_source[measured].mean()),
             "register_size": cfg.data.register_size, "source_records": len(sim.source)}
 
 
 def _commands(cfg: CoverageConfig, run_dir: Path, tls: dict | None) -> tuple[list[str], list[str]]:
     p = cfg.protocol
-    pad_to = p.pad_to if p.pad_to is not None else 2 * cfg.data.register_size
+    pad_to = p.pad_to if p.pad_to is not None else 2 * cfg.data.register_size * len(p.match_keys)
     common = ["--fpr", repr(p.fpr), "--structure", p.data_structure, "--pad-to", str(pad_to),
-              "--timeout", repr(cfg.timeout_s)]
+              "--timeout", repr(cfg.timeout_s), "--method", p.method, "--match-keys", ",".join(p.match_keys),
+              "--workers", str(p.workers)]
     ppml = [sys.executable, "-m", "simulation.cli", "coverage"]
     serve = [*ppml, "serve", "--source", str(run_dir / "third_party" / "source.csv"), "--port", "0",
              "--ready-file", str(run_dir / "third_party" / "port"), "--out", str(run_dir / "third_party" / "learned.json"),
@@ -129,9 +132,12 @@ def _summarise(cfg: CoverageConfig, run_dir: Path, truth: dict, wall_s: float) -
         "error_uncorrected": est["coverage_uncorrected"] - target, "matched": nso["matched"],
         "register_size": truth["register_size"], "source_records": truth["source_records"],
         "bytes_nso_sent": nso["bytes_sent"], "bytes_third_party_sent": third["bytes_sent"],
-        "protocol_seconds": nso["seconds"], "wall_s": round(wall_s, 3), "psi_version": version(),
+        "protocol_seconds": nso["seconds"], "wall_s": round(wall_s, 3), "psi_version": version(cfg.protocol.method),
+        "method": cfg.protocol.method, "match_keys": cfg.protocol.match_keys,
+        "persons_by_keys_agreeing": nso.get("persons_by_keys_agreeing"),
         "randomness": nso["randomness"], "min_nso_keys": cfg.min_nso_keys,
         "third_party_learned": {k: third[k] for k in ("nso_keys", "released")}}}
     write_json(run_dir / "summary.json", summary)
-    write_json(run_dir / "manifest.json", manifest(seed=cfg.seed, engine="coverage-psi", psi=version()))
+    write_json(run_dir / "manifest.json", manifest(seed=cfg.seed, engine="coverage-psi",
+                                                           psi=version(cfg.protocol.method)))
     return run_dir

@@ -19,8 +19,9 @@ from datasets.atomic import write_json
 from datasets.errors import UserError
 
 from .config import NORMALISATION, PROTOCOL, ProtocolSettings
-from .keys import read_list, source_keys
+from .keys import read_list, source_keys, source_match_keys
 from .psi import ThirdPartyPSI, version
+from .psi_x25519 import ThirdPartyX25519
 from .wire import Channel, PeerError, server_context
 
 
@@ -38,12 +39,17 @@ class ServeArgs:
     min_nso_keys: int = 100  # a smaller set would let the NSO learn single customers' membership
 
 
-def _padded(keys: list[str], pad_to: int | None) -> list[str]:
-    if pad_to is None:
-        return keys
-    if len(keys) > pad_to:
-        raise UserError(f"the list has {len(keys):,} distinct keys, more than the agreed padding of {pad_to:,}; "
+def _check_pad(n: int, pad_to: int | None) -> int:
+    """The size the set is padded to; UserError if the list has more keys."""
+    if pad_to is not None and n > pad_to:
+        raise UserError(f"the list has {n:,} distinct keys, more than the agreed padding of {pad_to:,}; "
                         "agree a larger --pad-to with the NSO")
+    return n if pad_to is None else pad_to
+
+
+def _padded(keys: list[str], pad_to: int | None) -> list[str]:
+    if _check_pad(len(keys), pad_to) == len(keys):
+        return keys
     return keys + [f"DUMMY|{secrets.token_hex(16)}" for _ in range(pad_to - len(keys))]
 
 
@@ -61,9 +67,32 @@ def _check_hello(hello: dict, settings: ProtocolSettings, min_keys: int = 1) -> 
     return None
 
 
+def _answer(ch: Channel, keys: list[str], padded: list[str], hello: dict, p: ProtocolSettings) -> None:
+    """The third party's SETUP and RESPONSE."""
+    if p.method != "x25519":
+        side = ThirdPartyPSI()
+        ch.send("SETUP", side.setup(padded, hello["client_size"], p.fpr, p.data_structure))
+        ch.send("RESPONSE", side.respond(ch.receive("REQUEST")))
+        return
+    side = ThirdPartyX25519(p.workers, len(p.match_keys))
+    ch.send("SETUP", side.setup(keys, p.pad_to))
+    request = ch.receive("REQUEST")
+    expected = hello["client_size"] * len(p.match_keys) * 32
+    if len(request) != expected:
+        ch.send("ERROR", {"reason": f"the request holds {len(request)} bytes, not {expected}"})
+        raise PeerError(f"refused the NSO's request: {len(request)} bytes where its HELLO announced "
+                        f"{hello['client_size']:,} persons x {len(p.match_keys)} keys ({expected} bytes)")
+    ch.send("RESPONSE", side.respond(request))
+
+
 def serve(a: ServeArgs) -> dict:
-    keys, repeats = source_keys(read_list(a.source), str(a.source))
-    padded = _padded(keys, a.protocol.pad_to)
+    if a.protocol.method == "x25519":
+        keys, repeats = source_match_keys(read_list(a.source), str(a.source), tuple(a.protocol.match_keys))
+        padded, padded_to = [], _check_pad(len(keys), a.protocol.pad_to)  # dummies: random points (psi_x25519.py)
+    else:
+        keys, repeats = source_keys(read_list(a.source), str(a.source))
+        padded = _padded(keys, a.protocol.pad_to)
+        padded_to = len(padded)
     listener = socket.create_server(("127.0.0.1", a.port))
     listener.settimeout(a.timeout_s)
     if a.ready_file:
@@ -87,16 +116,14 @@ def serve(a: ServeArgs) -> dict:
         if problem:
             ch.send("ERROR", {"reason": problem})
             raise PeerError(f"refused the NSO: {problem}")
-        ch.send("HELLO", {"protocol": PROTOCOL, "psi": version()})
-        side = ThirdPartyPSI()
-        ch.send("SETUP", side.setup(padded, hello["client_size"], a.protocol.fpr, a.protocol.data_structure))
-        ch.send("RESPONSE", side.respond(ch.receive("REQUEST")))
+        ch.send("HELLO", {"protocol": PROTOCOL, "psi": version(a.protocol.method)})
+        _answer(ch, keys, padded, hello, a.protocol)
         result = ch.receive("RESULT")
         ch.send("ACK", {"received": True})
     finally:
         ch.close()
     learned = {"nso_keys": hello["client_size"], "released": result, "distinct_keys": len(keys),
-               "repeats_dropped": repeats, "padded_to": len(padded), "bytes_sent": ch.sent,
+               "repeats_dropped": repeats, "padded_to": padded_to, "bytes_sent": ch.sent,
                "bytes_received": ch.received, "seconds": time.perf_counter() - start}
     write_json(a.out, learned)
     return learned

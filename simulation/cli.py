@@ -114,6 +114,10 @@ def _protocol_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fpr", type=float, default=1e-9, help="PSI false-positive rate (both sides must agree)")
     p.add_argument("--structure", default="gcs", help="PSI set structure: gcs, raw or bloom_filter (agreed)")
     p.add_argument("--pad-to", type=int, help="the third party's set is padded to this size (agreed)")
+    p.add_argument("--method", default="ecdh-p256", help="PSI protocol: ecdh-p256 (OpenMined) or x25519 (agreed)")
+    p.add_argument("--match-keys", default="exact", help="comma-separated match keys, a person matching if any "
+                                                         "agrees (agreed; docs/coverage.md)")
+    p.add_argument("--workers", type=int, default=2, help="x25519: processes for this party's exponentiations")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the other party")
     p.add_argument("--transcript", help="keep every frame sent and received in this file")
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from coverage_psi.estimate import estimate, match_rate, release
-from coverage_psi.keys import normalise, register_keys, source_keys
+from coverage_psi.keys import match_keys, normalise, register_keys, source_keys, source_match_keys
 from coverage_psi.wire import read_transcript
 from datasets.errors import UserError
 
@@ -46,10 +46,14 @@ def _ppml(*args: str) -> str:
     return shlex.join([sys.executable, "-m", "simulation.cli", *args])
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("cov")
-    (tmp / "cov.toml").write_text(CONFIG)
+KEYS = ["no_surname", "no_first", "no_postcode", "birth_year"]
+CONFIG_KEYS = CONFIG.replace("clerical_sample = 400", "clerical_sample = 0").replace(
+    "register_size = 3000", "register_size = 3000\nkey_error_rate = 0.15") + \
+    f'[coverage.protocol]\nmethod = "x25519"\nmatch_keys = {json.dumps(KEYS)}\n'
+
+
+def _finished(tmp: Path, config: str) -> Path:
+    (tmp / "cov.toml").write_text(config)
     left = ("import os; print('LEFT', sum(any(w in open(f'/proc/{p}/cmdline', 'rb').read() for w in "
             "(b'coverage\\0serve', b'coverage\\0measure')) for p in os.listdir('/proc') if p.isdigit()))")
     proc = _isolated(_ppml("coverage", "run", str(tmp / "cov.toml"), "--out", str(tmp / "run"))
@@ -57,6 +61,16 @@ def finished(tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "LEFT 0" in proc.stdout  # both parties' processes were stopped
     return tmp / "run"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    return _finished(tmp_path_factory.mktemp("cov"), CONFIG)
+
+
+@pytest.fixture(scope="module")
+def finished_keys(tmp_path_factory) -> Path:
+    return _finished(tmp_path_factory.mktemp("covkeys"), CONFIG_KEYS)
 
 
 def test_two_processes_measure_the_coverage_over_tls_and_each_learns_only_its_share(finished):
@@ -75,21 +89,35 @@ def _secrets(records: pd.DataFrame, keys: list[str]) -> list[bytes]:
     """An identifier in every form a careless protocol might send: the key, its plain hashes, the
     national id."""
     out = []
+    hashes = (hashlib.sha256, hashlib.sha1, hashlib.md5, hashlib.sha512)
     for k in keys:
         raw = k.encode()
-        out += [raw] + [f(raw).digest() for f in (hashlib.sha256, hashlib.sha1, hashlib.md5)] + \
-               [f(raw).hexdigest().encode() for f in (hashlib.sha256, hashlib.sha1, hashlib.md5)]
+        out += [raw] + [f(raw).digest() for f in hashes] + [f(raw).digest()[:32] for f in hashes] + \
+               [f(raw).hexdigest().encode() for f in hashes]
     return out + [nid.encode() for nid in records["national_id"]]
 
 
-def test_no_identifier_of_either_side_nor_its_plain_hash_crosses_the_wire(finished):
-    register = pd.read_csv(finished / "nso" / "register.csv", dtype=str, keep_default_na=False)
-    source = pd.read_csv(finished / "third_party" / "source.csv", dtype=str, keep_default_na=False)
+def _lists(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (pd.read_csv(run / "nso" / "register.csv", dtype=str, keep_default_na=False),
+            pd.read_csv(run / "third_party" / "source.csv", dtype=str, keep_default_na=False))
+
+
+@pytest.mark.parametrize("run", ["finished", "finished_keys"])
+def test_no_identifier_of_either_side_nor_its_plain_hash_crosses_the_wire(run, request):
+    """Both protocols: OpenMined's ECDH on P-256 with the plain keys, DH on Curve25519 with every
+    tagged match key (and the SHA-512 it hashes to the curve)."""
+    finished = request.getfixturevalue(run)
+    register, source = _lists(finished)
     sent_by_nso = b"".join(f for d, f in read_transcript(finished / "nso" / "transcript.bin") if d == "SENT")
     sent_by_third = b"".join(f for d, f in read_transcript(finished / "third_party" / "transcript.bin") if d == "SENT")
     assert len(sent_by_nso) > 50_000 and len(sent_by_third) > 50_000
-    nso_secrets = _secrets(register, register_keys(register, "r"))
-    third_secrets = _secrets(source, source_keys(source, "s")[0])
+    if run == "finished":
+        nso_secrets = _secrets(register, register_keys(register, "r"))
+        third_secrets = _secrets(source, source_keys(source, "s")[0])
+    else:
+        nso_secrets = _secrets(register, match_keys(register, "r", tuple(KEYS)).ravel().tolist()
+                               + register_keys(register, "r"))
+        third_secrets = _secrets(source, source_match_keys(source, "s", tuple(KEYS))[0] + source_keys(source, "s")[0])
     assert not [s for s in nso_secrets if s in sent_by_nso]
     assert not [s for s in third_secrets if s in sent_by_third]
     # the check can fail: the same test finds a key planted in the stream
@@ -194,3 +222,53 @@ def test_the_count_is_released_with_dp_by_default_and_the_third_party_refuses_sm
     bad = _isolated(_ppml("coverage", "measure", "--register", str(reg), "--out", str(tmp_path / "b.json"),
                           "--epsilon", "0", "--connect", "127.0.0.1:1"))
     assert bad.returncode == 2 and "--epsilon 0: allowed 0 < epsilon <= 100, or 'none'" in bad.stderr
+
+
+def test_several_match_keys_count_the_union_and_need_no_clerical_sample(finished_keys, finished):
+    """DH-PSI on Curve25519 with grouped responses counts the persons any key matches: exactly the
+    count a plain (insecure) join of the same lists gives, and at 15 % key errors within a point of
+    the truth without a clerical sample, where the exact key alone misses about 15 %."""
+    register, source = _lists(finished_keys)
+    theirs = set(match_keys(source, "s", tuple(KEYS)).ravel().tolist())
+    union = sum(any(k in theirs for k in g) for g in match_keys(register, "r", tuple(KEYS)))
+    exact = len(set(normalise(register, "r").tolist()) & set(normalise(source, "s").tolist()))
+    c = json.loads((finished_keys / "summary.json").read_text())["coverage"]
+    assert c["matched"] == union and c["method"] == "x25519" and c["match_keys"] == KEYS
+    assert abs(c["coverage"] - c["true_coverage"]) < 0.01
+    assert exact / 3000 < c["true_coverage"] - 0.08  # one exact key: the key errors hide matches
+    by = c["persons_by_keys_agreeing"]
+    assert len(by) == len(KEYS) + 1 and sum(by) == 3000 and by[0] == 3000 - union and by[1] > 0 and by[-1] > 0
+    learned = json.loads((finished_keys / "third_party" / "learned.json").read_text())
+    assert learned["nso_keys"] == 3000 and learned["padded_to"] == 2 * 3000 * len(KEYS)
+
+
+def test_the_curve25519_exponents_undo_and_a_malformed_answer_is_refused():
+    from coverage_psi.psi_x25519 import NSOX25519, ThirdPartyX25519, _hash_chunk, _raise_chunk, _scalar_pair
+
+    points = _hash_chunk(["a", "b", "c"])
+    for _ in range(5):
+        a, inverse = _scalar_pair()
+        assert _raise_chunk((inverse, _raise_chunk((a, points)))) == points
+    nso, third = NSOX25519(1), ThirdPartyX25519(1, 2)
+    setup = third.setup(["k1", "k2"], 10)
+    assert len(setup) == 10 * 16  # padded to the agreed size, fingerprints only
+    response = third.respond(nso.request(np.array([["k1", "x"], ["y", "z"]])))
+    assert nso.count(setup, response) == {"matched": 1, "persons_by_keys_agreeing": [1, 1, 0]}
+    with pytest.raises(ValueError, match="not 2 per person"):
+        nso.count(setup, response[:32])
+    with pytest.raises(ValueError, match="not a multiple of the 2 keys"):
+        third.respond(response[:96])
+
+
+@pytest.mark.parametrize("protocol, message", [
+    ('method = "ecdh-p256"\nmatch_keys = ["exact", "no_surname"]', "OpenMined's PSI shuffles every key alone"),
+    ('method = "x25519"\nmatch_keys = ["no_middle_name"]', "allowed exact, no_surname"),
+    ('method = "x25519"\nmatch_keys = ["no_first", "no_first"]', "names a key twice"),
+    ('method = "rsa"', "coverage.protocol.method"),
+])
+def test_bad_match_key_settings_are_refused_before_any_work(tmp_path, protocol, message):
+    (tmp_path / "bad.toml").write_text(CONFIG + f"[coverage.protocol]\n{protocol}\n")
+    proc = subprocess.run([sys.executable, "-m", "simulation.cli", "coverage", "run", str(tmp_path / "bad.toml"),
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()

@@ -19,7 +19,8 @@ def _protocol(args: argparse.Namespace):
     from coverage_psi.config import ProtocolSettings
 
     try:
-        return ProtocolSettings(fpr=args.fpr, data_structure=args.structure, pad_to=args.pad_to)
+        return ProtocolSettings(fpr=args.fpr, data_structure=args.structure, pad_to=args.pad_to, method=args.method,
+                                match_keys=[k.strip() for k in args.match_keys.split(",")], workers=args.workers)
     except ValidationError as exc:
         raise UserError("\n".join(["invalid protocol settings:", *validation_lines(exc, "", "docs/coverage.md")])) from None
 
