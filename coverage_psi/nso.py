@@ -97,15 +97,19 @@ def _noise(randomness: str, seed: int) -> np.random.Generator:
 
 
 def _match(ch: Channel, keys, protocol: ProtocolSettings) -> dict:
-    """The NSO's side of the PSI after the HELLOs: {"matched": persons found, ...}."""
-    setup = ch.receive("SETUP")
+    """The NSO's side of the PSI after the HELLOs: {"matched": persons found, ...}. With x25519 the
+    request is computed while the third party computes its setup (both parties at once; the frames
+    keep their order: the setup is read before the request is sent)."""
     if protocol.method == "x25519":
         side = NSOX25519(protocol.workers)
-        ch.send("REQUEST", side.request(keys))
+        request = side.request(keys)
+        setup = ch.receive("SETUP")
+        ch.send("REQUEST", request)
         try:
             return side.count(setup, ch.receive("RESPONSE"))
         except ValueError as exc:
             raise PeerError(f"the third party's answer is malformed: {exc}") from None
+    setup = ch.receive("SETUP")
     side = NSOPSI()
     ch.send("REQUEST", side.request(keys))
     return {"matched": side.intersection_size(setup, ch.receive("RESPONSE"))}
