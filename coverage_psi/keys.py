@@ -59,9 +59,9 @@ def _fields(records: pd.DataFrame, source: str) -> dict[str, np.ndarray]:
     day, month = dates.dt.strftime("%d").to_numpy().astype(str), dates.dt.strftime("%m").to_numpy().astype(str)
     low = day < month
     either = np.char.add(np.where(low, day, month), np.where(low, month, day))  # the same whichever way round
+    year = dates.dt.strftime("%Y").to_numpy().astype(str)
     return {"first": first, "surname": last, "dob": dates.dt.strftime("%Y%m%d").to_numpy(), "postcode": postcode,
-            "year": dates.dt.strftime("%Y").to_numpy(),
-            "dob_either": np.char.add(dates.dt.strftime("%Y").to_numpy().astype(str), either)}
+            "year": year, "dob_either": np.char.add(year, either)}
 
 
 # Match keys (docs/coverage.md): each leaves out or loosens one field, so that a record with one key
@@ -76,17 +76,23 @@ MATCH_KEYS = {
 }
 
 
+def _exact(f: dict[str, np.ndarray]) -> np.ndarray:
+    return _join(*(f[k] for k in MATCH_KEYS["exact"]))
+
+
+def _tagged(f: dict[str, np.ndarray], kinds: tuple[str, ...]) -> np.ndarray:
+    return np.stack([np.char.add(f"{k}:", _join(*(f[x] for x in MATCH_KEYS[k]))) for k in kinds], axis=1)
+
+
 def normalise(records: pd.DataFrame, source: str) -> np.ndarray:
     """One exact key string per record (FIRST|SURNAME|YYYYMMDD|POSTCODE); raises UserError naming the
     malformed rows."""
-    f = _fields(records, source)
-    return _join(*(f[k] for k in MATCH_KEYS["exact"]))
+    return _exact(_fields(records, source))
 
 
 def match_keys(records: pd.DataFrame, source: str, kinds: tuple[str, ...]) -> np.ndarray:
     """records x kinds tagged key strings ("kind:" first, so keys of two kinds never agree)."""
-    f = _fields(records, source)
-    return np.stack([np.char.add(f"{k}:", _join(*(f[x] for x in MATCH_KEYS[k]))) for k in kinds], axis=1)
+    return _tagged(_fields(records, source), kinds)
 
 
 def read_list(path: Path | str) -> pd.DataFrame:
@@ -101,26 +107,32 @@ def read_list(path: Path | str) -> pd.DataFrame:
         raise UserError(f"{p}: not a readable CSV list: {exc}") from None
 
 
-def register_keys(records: pd.DataFrame, source: str) -> list[str]:
-    """The NSO's keys: every person once, or an error naming the repeated rows."""
-    keys = normalise(records, source)
+def _once(keys: np.ndarray, source: str) -> None:
     dup = pd.Series(keys).duplicated(keep=False).to_numpy()
     if dup.any():
         raise UserError(f"{source}: rows {_rows(dup)} repeat a person's key; a register lists each person once")
+
+
+def register_keys(records: pd.DataFrame, source: str) -> list[str]:
+    """The NSO's keys: every person once, or an error naming the repeated rows."""
+    keys = normalise(records, source)
+    _once(keys, source)
     return keys.tolist()
 
 
 def register_groups(records: pd.DataFrame, source: str, kinds: tuple[str, ...]) -> np.ndarray:
     """The NSO's persons x kinds match keys: every person once (by the exact key), or an error."""
-    register_keys(records, source)
-    return match_keys(records, source, kinds)
+    f = _fields(records, source)
+    _once(_exact(f), source)
+    return _tagged(f, kinds)
 
 
 def source_match_keys(records: pd.DataFrame, source: str, kinds: tuple[str, ...]) -> tuple[list[str], int]:
-    """The third party's distinct tagged keys of every kind, and how many repeated records were dropped."""
-    groups = match_keys(records, source, kinds)
-    repeats = len(groups) - len(set(groups[:, 0].tolist()))
-    return list(dict.fromkeys(groups.ravel().tolist())), repeats
+    """The third party's distinct tagged keys of every kind, and how many repeated records (same
+    exact key) were dropped."""
+    f = _fields(records, source)
+    exact = _exact(f)
+    return list(dict.fromkeys(_tagged(f, kinds).ravel().tolist())), len(exact) - len(set(exact.tolist()))
 
 
 def source_keys(records: pd.DataFrame, source: str) -> tuple[list[str], int]:

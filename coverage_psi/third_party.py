@@ -21,7 +21,7 @@ from datasets.errors import UserError
 from .config import NORMALISATION, PROTOCOL, ProtocolSettings
 from .keys import read_list, source_keys, source_match_keys
 from .psi import ThirdPartyPSI, version
-from .psi_x25519 import ThirdPartyX25519
+from .psi_x25519 import POINT, ThirdPartyX25519
 from .wire import Channel, PeerError, server_context
 
 
@@ -77,7 +77,7 @@ def _answer(ch: Channel, keys: list[str], padded: list[str], hello: dict, p: Pro
     side = ThirdPartyX25519(p.workers, len(p.match_keys))
     ch.send("SETUP", side.setup(keys, p.pad_to))
     request = ch.receive("REQUEST")
-    expected = hello["client_size"] * len(p.match_keys) * 32
+    expected = hello["client_size"] * len(p.match_keys) * POINT
     if len(request) != expected:
         ch.send("ERROR", {"reason": f"the request holds {len(request)} bytes, not {expected}"})
         raise PeerError(f"refused the NSO's request: {len(request)} bytes where its HELLO announced "

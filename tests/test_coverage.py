@@ -156,6 +156,9 @@ def test_keys_are_normalised_alike_and_bad_lists_are_refused_with_their_rows():
     with pytest.raises(UserError, match="rows 1, 2 repeat a person's key"):
         register_keys(pd.concat([a, b], ignore_index=True), "reg")
     assert source_keys(pd.concat([a, b, a], ignore_index=True), "src") == (normalise(a, "a").tolist(), 2)
+    near = b.assign(surname="Other")  # another record sharing a loosened key is not a repeat
+    assert source_match_keys(pd.concat([a, b, near], ignore_index=True), "src", ("no_surname",)) == (
+        ["no_surname:ZOE|19800203|10115"], 1)
     with pytest.raises(UserError, match=r"missing column\(s\) \['postcode'\]"):
         normalise(a.drop(columns=["postcode"]), "x")
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,8 +32,13 @@ def _hash_join(run_dir: Path) -> tuple[float, int, int]:
     return time.perf_counter() - start, 32 * len(src), matched
 
 
-KEYS = ["no_surname", "no_first", "no_postcode", "birth_year"]  # experiments/coverage_keys.toml
-PROTOCOLS = (("ecdh-p256", ["exact"]), ("x25519", ["exact"]), ("x25519", KEYS))
+KEYS_CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "coverage_keys.toml"
+
+
+def _protocols() -> tuple[tuple[str, list[str]], ...]:
+    """OpenMined's and Curve25519's protocols with the exact key, and the shipped match keys."""
+    keys = tomllib.loads(KEYS_CONFIG.read_text())["coverage"]["protocol"]["match_keys"]
+    return ("ecdh-p256", ["exact"]), ("x25519", ["exact"]), ("x25519", keys)
 
 
 def _one(cfg, method: str, keys: list[str], tmp: str, progress: Callable[[str], None]) -> dict:
@@ -63,7 +69,7 @@ def bench_coverage(size: int = 1_000_000, progress: Callable[[str], None] = prin
     cfg = CoverageConfig.model_validate({"name": "bench", "design": {"clerical_sample": 0}, "data": {
         "register_size": size, "coverage": 0.9, "outside_share": 0.09, "duplicate_rate": 0.02}})
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [_one(cfg, method, keys, tmp, progress) for method, keys in PROTOCOLS]
+        rows = [_one(cfg, method, keys, tmp, progress) for method, keys in _protocols()]
         first = json.loads((rows[0]["run"] / "summary.json").read_text())["coverage"]
         plain_s, plain_bytes, plain_matched = _hash_join(rows[0]["run"])
     for row in rows:
