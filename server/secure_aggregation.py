@@ -20,6 +20,7 @@ from clients.privacy.sampling import rate_for, steps_per_round
 from clients.secure_aggregation.config import SecureAggregationConfig
 from clients.training import TrainingConfig, local_steps
 
+from .ckks_aggregation import CkksWorkflow
 from .strategy import RoundFailed, failure_reason
 
 
@@ -150,12 +151,25 @@ def quantization_error_bound(num_examples: list[int], max_weight: float, clippin
     return len(num_examples) * step / total_ratio if total_ratio > 0 else float("inf")
 
 
+def build_workflow(sa: SecureAggregationConfig, max_weight: float, clipping_range: float, on_round,
+                   train_timeout: float | None = None):
+    """The fit workflow of `sa.method`: the one place a secure-aggregation method is chosen on the
+    server (a new method is one module and one branch here)."""
+    if sa.method == "ckks":
+        return CkksWorkflow(max_weight, clipping_range, sa.quantization_range, sa.ckks_scale_bits, sa.timeout_s,
+                            train_timeout, on_round)
+    return CheckedSecAggPlusWorkflow(
+        num_shares=sa.num_shares, reconstruction_threshold=sa.reconstruction_threshold, max_weight=max_weight,
+        clipping_range=clipping_range, quantization_range=sa.quantization_range, timeout=sa.timeout_s,
+        on_round=on_round, train_timeout=train_timeout)
+
+
 @dataclass
 class SecAggPlan:
     """What the ServerApp needs to run SecAgg+ rounds: the workflow, the ranges every NSO is told,
     and the per-round check of the quantization error."""
 
-    workflow: CheckedSecAggPlusWorkflow
+    workflow: CheckedSecAggPlusWorkflow | CkksWorkflow
     fit_config: dict[str, float]
     on_aggregate: Callable[[int, list], None]
 
@@ -168,12 +182,9 @@ def plan_secure_aggregation(sa: SecureAggregationConfig, index: dict, training: 
     (federation.reply_timeout_s) when given, the key stages secure_aggregation.timeout_s."""
     max_weight, clipping_range = ranges or auto_ranges(sa, index, training, privacy)
     recorder.secagg_settings(max_weight, clipping_range, sa.quantization_range)
-    if isinstance(sa.num_shares, int) and sa.num_shares > len(index["nsos"]):
+    if sa.method == "secaggplus" and isinstance(sa.num_shares, int) and sa.num_shares > len(index["nsos"]):
         raise RoundFailed(f"secure_aggregation.num_shares = {sa.num_shares} exceeds the {len(index['nsos'])} NSOs")
-    workflow = CheckedSecAggPlusWorkflow(
-        num_shares=sa.num_shares, reconstruction_threshold=sa.reconstruction_threshold, max_weight=max_weight,
-        clipping_range=clipping_range, quantization_range=sa.quantization_range, timeout=sa.timeout_s,
-        on_round=recorder.secagg_round, train_timeout=train_timeout)
+    workflow = build_workflow(sa, max_weight, clipping_range, recorder.secagg_round, train_timeout)
 
     def on_aggregate(server_round: int, results: list) -> None:
         recorder.secagg_bound(quantization_error_bound([r.num_examples for r in results if r.num_examples > 0],

@@ -28,7 +28,7 @@ from datasets.atomic import write_json
 from datasets.inference_data import read_inference_index
 
 from .config import FederationConfig
-from .secure_aggregation import CheckedSecAggPlusWorkflow
+from .secure_aggregation import build_workflow
 from .strategy import RoundFailed, failure_reason
 from .workflow import round_workflow
 
@@ -74,10 +74,7 @@ def _exchange(grid, context: Context, weights: list[np.ndarray], n_nsos: int, co
     fresh = Context(run_id=context.run_id, node_id=context.node_id, node_config=context.node_config,
                     state=RecordDict(), run_config=context.run_config)
     legacy = LegacyContext(context=fresh, config=ServerConfig(num_rounds=1), strategy=strategy)
-    secagg = CheckedSecAggPlusWorkflow(
-        num_shares=sa.num_shares, reconstruction_threshold=sa.reconstruction_threshold, max_weight=1.0,
-        clipping_range=CLIP, quantization_range=sa.quantization_range, timeout=sa.timeout_s,
-        train_timeout=fed.reply_timeout_s) if sa.enabled else None
+    secagg = build_workflow(sa, 1.0, CLIP, None, fed.reply_timeout_s) if sa.enabled else None
     round_workflow(secagg, fed.reply_timeout_s or (sa.timeout_s if sa.enabled else None))(grid, legacy)
     if strategy.total is None:
         raise RoundFailed(f"time-use estimation ({config['inference_phase']}): no pooled result")
@@ -122,7 +119,7 @@ def _write_release(st: Setting, total: dict, metrics: list[dict], pooled_confusi
     release = {
         "setting": json.loads(setting_to_json(st)), "release_number": st.release, "publish": st.cfg.publish,
         "national": national, "pooled": rows,
-        "pooled_wellbeing": wellbeing, "pooled_via": "secagg+" if sa.enabled else "plain sums (SecAgg+ off)",
+        "pooled_wellbeing": wellbeing, "pooled_via": {"secaggplus": "secagg+", "ckks": "ckks"}[sa.method] if sa.enabled else "plain sums (secure aggregation off)",
         "pooled_confusion": pooled_confusion.tolist() if pooled_confusion is not None else None,
         "release_epsilon": max(eps) if eps else None, "delta": st.delta,
         "quantization_error_bound": quantization_bound(st.estimates_layout(), n_nsos, sa) if sa.enabled else None,

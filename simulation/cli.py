@@ -52,6 +52,8 @@ BENCHES = {
     "dp": ("DP-SGD vs non-private time per epoch, default model (target <= 2x)", [("--repeats", 3)]),
     "secagg": ("SecAgg+ round vs plain round, 10 NSOs, local engine (target <= 1.5x)",
                [("--rounds", 3), ("--repeats", 2)]),
+    "techniques": ("plain FedAvg vs SecAgg+ vs CKKS aggregation at 3, 8, 16 NSOs: round time, key set-up, bytes, "
+                   "macro-F1, trust (target: CKKS <= 3x SecAgg+ at 8 NSOs)", [("--rounds", 3)]),
     "runs": ("whole runs: DP and SecAgg+ vs non-private wall time, time shares, round growth", [("--rounds", 30)]),
     "utility": ("macro-F1 drop of record- and person-level epsilon 8 vs non-private; each shipped "
                 "recipe at its own rounds unless --rounds", [("--rounds", None)]),

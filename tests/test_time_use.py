@@ -66,8 +66,9 @@ def test_estimation_code_never_reads_the_true_diaries():
     assert offenders == []
 
 
-def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path):
-    run = _run(tmp_path, "secagg", secure_aggregation={"enabled": True})
+@pytest.mark.parametrize("method, via", [("secaggplus", "secagg+"), ("ckks", "ckks")])
+def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path, method, via):
+    run = _run(tmp_path, "secagg", secure_aggregation={"enabled": True, "method": method})
     table = pd.read_csv(run / "time_use.csv")
     assert list(table.columns) == COLUMNS
     assert set(table.nso) == {"FI", "NL", "PL", "ALL"} and "all" in set(table.group)
@@ -76,7 +77,7 @@ def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path):
     for key in ("mae_minutes", "mae_minutes_classify_count", "ci_coverage", "release_epsilon"):
         assert key in tu
     assert "sensor-only sample" in tu["truth"]  # which truth true_minutes is
-    assert tu["pooled_via"] == "secagg+" and tu["release_epsilon"] is None and 0 < tu["ci_coverage"] <= 1
+    assert tu["pooled_via"] == via and tu["release_epsilon"] is None and 0 < tu["ci_coverage"] <= 1
     assert (run / "time_use.png").stat().st_size > 20_000
     prep = next((tmp_path / "runs" / ".prepared").iterdir())
     sensor = np.load(next((prep / "inference-x3").glob("sensor-FI.npz")))
@@ -105,7 +106,7 @@ def test_a_run_publishes_time_use_with_pooled_figures_under_secagg(tmp_path):
     # the DP release of PPI++ under SecAgg+: pooled rows from the NSOs' summed noisy sums
     assert _estimate(run, tmp_path / "dp", "inference.epsilon=1.0") == 0
     dp = json.loads((tmp_path / "dp" / "summary.json").read_text())["time_use"]
-    assert dp["estimator"] == "auto" and dp["pooled_via"] == "secagg+"
+    assert dp["estimator"] == "auto" and dp["pooled_via"] == via
     assert dp["release_epsilon"] == pytest.approx(1.0, rel=1e-6) and dp["epsilon_labelled"] == dp["epsilon_sensor_only"]
     published = json.loads((tmp_path / "dp" / "release.json").read_text())
     assert len(published["pooled"]) == len(table[table.nso == "ALL"]) and published["pooled_confusion"] is None

@@ -1,4 +1,4 @@
-"""[secure_aggregation]: Flower SecAgg+ settings. Owned by the client side (the NSOs' mod reads it
+"""[secure_aggregation]: the method (Flower SecAgg+, or CKKS aggregation) and its settings. Owned by the client side (the NSOs' mod reads it
 for simulated dropouts); the server imports it from here, never the reverse."""
 
 from __future__ import annotations
@@ -15,16 +15,24 @@ class Dropout(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     nso: str
-    stage: Literal["setup", "share_keys", "collect_masked_vectors", "unmask"]
+    stage: Literal["setup", "share_keys", "collect_masked_vectors", "unmask", "keys", "install", "fit", "decrypt"]
     round: int = Field(1, ge=1)
 
 
+STAGES = {"secaggplus": ("setup", "share_keys", "collect_masked_vectors", "unmask"),
+          "ckks": ("keys", "install", "fit", "decrypt")}
+
+
 class SecureAggregationConfig(BaseModel):
-    """[secure_aggregation]: Flower SecAgg+ in every round."""
+    """[secure_aggregation]: secure aggregation in every round, by `method` (docs/secure_aggregation.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
+    method: Literal["secaggplus", "ckks"] = Field(
+        "secaggplus", description="secaggplus: Flower's SecAgg+ masks; ckks: the same quantized sums under CKKS "
+                                  "encryption (TenSEAL), one key shared by the NSOs")
+    ckks_scale_bits: int = Field(40, ge=30, le=50, description="CKKS scale 2^bits (ring degree 8192)")
     num_shares: int | float = Field(1.0, description="shares per key: an integer > 2, or a share of the NSOs (0, 1]")
     reconstruction_threshold: int | float = Field(
         0.6, description="shares needed to reconstruct: an integer >= 2, or a share of num_shares (0, 1]")
@@ -58,6 +66,10 @@ class SecureAggregationConfig(BaseModel):
             raise ValueError(f"secure_aggregation.reconstruction_threshold = {t}: a float must be in (0, 1]")
         if isinstance(s, int) and isinstance(t, int) and t >= s:
             raise ValueError(f"secure_aggregation.reconstruction_threshold = {t} must be below num_shares = {s}")
+        wrong = [d.stage for d in self.dropouts if d.stage not in STAGES[self.method]]
+        if wrong:
+            raise ValueError(f"secure_aggregation.dropouts: stage(s) {sorted(set(wrong))} are not stages of method "
+                             f"'{self.method}'; allowed: {', '.join(STAGES[self.method])}")
         if isinstance(self.clipping_range, float) and self.clipping_range <= 0:
             raise ValueError("secure_aggregation.clipping_range must be > 0 or 'auto'")
         if isinstance(self.max_weight, float) and self.max_weight <= 0:

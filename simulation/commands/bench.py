@@ -222,7 +222,43 @@ def _coverage(args: argparse.Namespace, console: Console) -> dict:
     return r
 
 
-BENCHES = {"deployment": _deployment, "peers": _peers, "scale": _scale, "secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility, "runs": _runs,
+def _techniques(args: argparse.Namespace, console: Console) -> dict:
+    from ..bench.techniques import bench_techniques
+
+    console.print(f"plain FedAvg, SecAgg+ and CKKS aggregation, default model, local engine, {args.rounds} rounds:")
+    r = bench_techniques(args.rounds, progress=console.print)
+    console.print("  NSOs  method      round s  key set-up s  KB/NSO/round  macro-F1")
+    for n, row in r["table"].items():
+        for m in ("plain", "secaggplus", "ckks"):
+            x = row[m]
+            keys = f"{x['key_setup_s']:.3f}" if x["key_setup_s"] is not None else "in round"
+            keys = "-" if m == "plain" else keys
+            console.print(f"  {n:>4}  {m:<10}  {x['round_s']:7.3f}  {keys:>12}  {x['bytes_per_nso_round'] / 1e3:12.0f}"
+                          f"  {x['macro_f1']:.3f}")
+        for m in ("secaggplus", "ckks"):
+            console.print(f"        {m} stages (median s; training inside {'collect_masked_vectors' if m != 'ckks' else 'fit'}): "
+                          + ", ".join(f"{k} {v:.3f}" for k, v in row[m]["stage_s"].items()))
+        c = row["ckks_vs_secagg"]
+        f = c["first_round"]
+        console.print(f"        ckks / secagg+ round {c['ratio']:.2f}x; after one round the models differ by "
+                      f"{f['max_model_difference']:.2g} (allowed {f['allowed']:.2g}: "
+                      + verdict(f["max_model_difference"] <= f["allowed"] + 1e-6)
+                      + f"), after {r['rounds']} by {c['max_model_difference']:.2g}; macro-F1 by {c['macro_f1_difference']:.3f}")
+    at8 = r["table"].get(8, {}).get("ckks_vs_secagg")
+    if at8:
+        console.print(f"  8 NSOs: CKKS round {at8['ratio']:.2f}x SecAgg+'s (target <= {r['target_ratio']:g}x): "
+                      + verdict(r["meets_target"]))
+    for m, t in r["trust"].items():
+        console.print(f"  {m}: the server learns {t['server_learns']}; collusion tolerated: {t['collusions']}; "
+                      f"dropouts: {t['dropouts']}")
+    if args.json:
+        from ..bench.techniques_figure import techniques_figure
+
+        console.print(f"figure written to {techniques_figure(r, Path(args.json).with_suffix('.png'))}")
+    return r
+
+
+BENCHES = {"techniques": _techniques, "deployment": _deployment, "peers": _peers, "scale": _scale, "secagg": _secagg, "dp": _dp, "fl": _fl, "data": _data, "utility": _utility, "runs": _runs,
            "time_use": _time_use, "audit": _audit, "coverage": _coverage, "small_data": _small_data}
 
 

@@ -24,15 +24,18 @@ class RunFailed(UserError):
 
 def secure_aggregation_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]], events: list[dict[str, Any]],
                                nsos: list[str]) -> dict[str, Any]:
-    """What SecAgg+ did over the run (docs/secure_aggregation.md)."""
+    """What secure aggregation did over the run (docs/secure_aggregation.md); shares and threshold
+    are SecAgg+'s (None under CKKS, where one NSO's key decrypts)."""
     if not cfg.secure_aggregation.enabled:
         return {"enabled": False}
     settings = next((e for e in events if e["event"] == "secagg_settings"), {})
     fitted = [r for r in rows if r["round"] > 0]
+    shares = cfg.secure_aggregation.method == "secaggplus"
     return {
-        "enabled": True,
-        "num_shares": max((r.get("secagg.num_shares") or 0 for r in fitted), default=None),
-        "threshold": max((r.get("secagg.threshold") or 0 for r in fitted), default=None),
+        "enabled": True, "method": cfg.secure_aggregation.method,
+        "num_shares": max((r.get("secagg.num_shares") or 0 for r in fitted), default=None) if shares else None,
+        "threshold": max((r.get("secagg.threshold") or 0 for r in fitted), default=None) if shares else None,
+        "bytes_up": int(sum(r.get("secagg.bytes_up", 0) or 0 for r in fitted)) if not shares else None,
         "rounds_completed": sum(1 for r in fitted if r.get("secagg.completed")),
         "dropped": [{"round": r["round"], "reasons": json.loads(r["secagg.dropped"])}
                     for r in fitted if r.get("secagg.dropped")],
