@@ -168,7 +168,10 @@ class CkksWorkflow:
             info["decrypt_attempts"] = info.get("decrypt_attempts", 0) + 1
             got = self._exchange(grid, {proxy.node_id: dict(request)}, current_round, info, self.timeout)
             if got:
-                total = ckks_mod.read_sum(got[proxy.node_id].content.config_records[ckks_mod.RECORD])
+                res = got[proxy.node_id].content.config_records[ckks_mod.RECORD]
+                total = ckks_mod.read_sum(res)
+                info["ckks_residual"] = float(res["residual"])  # CKKS's largest error, rounded away
+                info["ckks_error_bound"] = ckks.error_bound(len(results), self.scale_bits)
                 break
         info["active"] = len(results)
         if total is None or total.size != size:

@@ -107,7 +107,8 @@ class RoundRecorder:
                              "secagg.num_shares": info["num_shares"], "secagg.threshold": info["threshold"],
                              "secagg.sampled": info["sampled"], "secagg.active": info["active"],
                              **{f"secagg.stage_s.{k}": round(v, 4) for k, v in info["stage_s"].items()},
-                             **{f"secagg.{k}": info[k] for k in ("bytes_up", "bytes_down", "decrypt_attempts") if k in info}})
+                             **{f"secagg.{k}": info[k] for k in ("bytes_up", "bytes_down", "decrypt_attempts", "ckks_residual",
+                                                           "ckks_error_bound") if k in info}})
 
     def secagg_bound(self, bound: float) -> None:
         self.current["secagg.quantization_error_bound"] = bound

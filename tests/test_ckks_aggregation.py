@@ -37,6 +37,7 @@ def test_ckks_gives_secaggs_aggregate_and_is_deterministic(tmp_path):
     s = he["secure_aggregation"]
     assert s["method"] == "ckks" and s["rounds_completed"] == 1 and s["num_shares"] is None and s["bytes_up"] > 0
     assert s["quantization_error"] == sec["secure_aggregation"]["quantization_error"]
+    assert 0 < s["ckks_error"] <= s["ckks_error_bound"] < 0.5  # CKKS's own error, measured, then rounded away
     # both round the same weighted updates with independent stochastic draws: within twice the bound
     assert 0 < _max_diff(he_model, sec_model) <= 2 * s["quantization_error"] + 1e-6
     assert _max_diff(he_model, _run(tmp_path, "again")[2]) == 0.0  # SEAL's randomness is rounded away

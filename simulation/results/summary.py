@@ -36,6 +36,9 @@ def secure_aggregation_summary(cfg: ExperimentConfig, rows: list[dict[str, Any]]
         "num_shares": max((r.get("secagg.num_shares") or 0 for r in fitted), default=None) if shares else None,
         "threshold": max((r.get("secagg.threshold") or 0 for r in fitted), default=None) if shares else None,
         "bytes_up": int(sum(r.get("secagg.bytes_up", 0) or 0 for r in fitted)) if not shares else None,
+        "ckks_error": max((r.get("secagg.ckks_residual", 0.0) for r in fitted), default=0.0) if not shares else None,
+        "ckks_error_bound": max((r.get("secagg.ckks_error_bound", 0.0) for r in fitted), default=0.0)
+        if not shares else None,
         "rounds_completed": sum(1 for r in fitted if r.get("secagg.completed")),
         "dropped": [{"round": r["round"], "reasons": json.loads(r["secagg.dropped"])}
                     for r in fitted if r.get("secagg.dropped")],
