@@ -5,7 +5,7 @@ secret context to every other NSO's X25519 key (libsodium sealed boxes, PyNaCl).
 only the public context: it adds the NSOs' ciphertexts and cannot decrypt them; an NSO decrypts
 the sum. This is the single-key design of the UN PET Lab's Flower prototype, not threshold CKKS:
 OpenFHE's multiparty CKKS would let no single NSO decrypt alone, but the `openfhe` wheels on the
-registry are built for CPython 3.10 (and 3.12) only and this project runs on 3.11
+registry carry modules for CPython 3.8, 3.10 or 3.12 only and this project runs on 3.11
 (docs/secure_aggregation.md states what the single key costs in trust).
 
 Error: CKKS is approximate. A fresh encryption adds at most B_clean / scale to every slot
