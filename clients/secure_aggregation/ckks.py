@@ -3,7 +3,7 @@
 One CKKS key pair per run, shared by the NSOs: one NSO (the key holder) makes it and seals the
 secret context to every other NSO's X25519 key (libsodium sealed boxes, PyNaCl). The server holds
 only the public context: it adds the NSOs' ciphertexts and cannot decrypt them; an NSO decrypts
-the sum. This is the single-key design of the UN PET Lab's Flower prototype, not threshold CKKS:
+the sum. One key shared by the NSOs, not threshold CKKS:
 OpenFHE's multiparty CKKS would let no single NSO decrypt alone, but the `openfhe` wheels on the
 registry carry modules for CPython 3.8, 3.10 or 3.12 only and this project runs on 3.11
 (docs/secure_aggregation.md states what the single key costs in trust).
