@@ -245,17 +245,29 @@ def test_several_match_keys_count_the_union_and_need_no_clerical_sample(finished
     assert learned["nso_keys"] == 3000 and learned["padded_to"] == 2 * 3000 * len(KEYS)
 
 
+def _times_8(u: int) -> int:
+    """[8]P on Curve25519 from P's u-coordinate: three x-only doublings (RFC 7748's formulas)."""
+    p, a = 2 ** 255 - 19, 486662
+    for _ in range(3):
+        u = (u * u - 1) ** 2 * pow(4 * u * (u * u + a * u + 1), -1, p) % p
+    return u
+
+
 def test_the_curve25519_exponents_undo_and_a_malformed_answer_is_refused():
     from coverage_psi.psi_x25519 import NSOX25519, ThirdPartyX25519, _hash_chunk, _raise_chunk, _scalar_pair
 
     from nacl import bindings as sodium
 
-    points = _hash_chunk(["a", "b", "c"])  # u-coordinates converted in one batch: libsodium's own conversion agrees
-    assert points == b"".join(sodium.crypto_sign_ed25519_pk_to_curve25519(sodium.crypto_core_ed25519_from_uniform(
-        hashlib.sha512(k.encode()).digest()[:32])) for k in ["a", "b", "c"])
-    for _ in range(5):
+    keys = [f"key{i}" for i in range(200)]
+    points = _hash_chunk(keys)
+    # Elligator 2 written here is libsodium's map: equal to its points once the cofactor is cleared
+    assert [_times_8(int.from_bytes(points[i:i + 32], "little")) for i in range(0, len(points), 32)] == [
+        int.from_bytes(sodium.crypto_sign_ed25519_pk_to_curve25519(sodium.crypto_core_ed25519_from_uniform(
+            hashlib.sha512(k.encode()).digest()[:32])), "little") for k in keys]
+    b = _scalar_pair()[0]
+    for _ in range(5):  # undoing a leaves the subgroup component, which is all that b's powers hold
         a, inverse = _scalar_pair()
-        assert _raise_chunk((inverse, _raise_chunk((a, points)))) == points
+        assert _raise_chunk((b, _raise_chunk((inverse, _raise_chunk((a, points)))))) == _raise_chunk((b, points))
     nso, third = NSOX25519(1), ThirdPartyX25519(1, 2)
     setup = third.setup(["k1", "k2"], 10)
     assert len(setup) == 10 * 16  # padded to the agreed size, fingerprints only
