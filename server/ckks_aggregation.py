@@ -88,7 +88,7 @@ class CkksWorkflow:
         def make(nid: int) -> Message:
             content = fitins[nid] if fitins else RecordDict()
             content.config_records[ckks_mod.RECORD] = ConfigRecord(payloads[nid], False)
-            info["bytes_down"] += _size(payloads[nid])
+            info["bytes_down"] += payload_bytes(payloads[nid])
             return Message(content=content, dst_node_id=nid, message_type=MessageType.TRAIN, group_id=str(current_round))
 
         replies = grid.send_and_receive([make(n) for n in payloads], timeout=timeout)
@@ -100,7 +100,7 @@ class CkksWorkflow:
             elif ckks_mod.RECORD not in msg.content.config_records:
                 info["failures"].append(f"node {msg.metadata.src_node_id} answered without a CKKS record")
             else:
-                info["bytes_up"] += _size(dict(msg.content.config_records[ckks_mod.RECORD]))
+                info["bytes_up"] += payload_bytes(dict(msg.content.config_records[ckks_mod.RECORD]))
                 good[msg.metadata.src_node_id] = msg
         missing = set(payloads) - set(good)
         if missing and len(info["failures"]) < len(missing):
@@ -171,7 +171,7 @@ class CkksWorkflow:
                 res = got[proxy.node_id].content.config_records[ckks_mod.RECORD]
                 total = ckks_mod.read_sum(res)
                 info["ckks_residual"] = float(res["residual"])  # CKKS's largest error, rounded away
-                info["ckks_error_bound"] = ckks.error_bound(len(results), self.scale_bits)
+                info["ckks_error_bound"] = float(res["bound"])  # what the NSO checked it against
                 break
         info["active"] = len(results)
         if total is None or total.size != size:
@@ -200,8 +200,8 @@ class CkksWorkflow:
         return [(v + offset) * (self.q_range / q_total_ratio) for v in out]
 
 
-def _size(record: dict) -> int:
-    """Bytes of the bytes-valued entries of a stage record (ciphertexts, keys, sums)."""
+def payload_bytes(record: dict) -> int:
+    """Bytes of the bytes-valued entries of a record (ciphertexts, keys, sums, masked vectors)."""
     total = 0
     for v in record.values():
         if isinstance(v, bytes):

@@ -113,7 +113,7 @@ def _decrypt(state: ConfigRecord, cfg: ConfigRecord) -> dict:
     if bound >= 0.5 or worst > bound:
         raise ckks.CkksError(f"the decrypted sum is off its integers by up to {worst:.3g} (bound {bound:.3g}): "
                              "the CKKS error would enter the model, so the sum is not returned")
-    return {"sum": ndarray_to_bytes(ints.astype(np.int64)), "residual": worst}
+    return {"sum": ndarray_to_bytes(ints.astype(np.int64)), "residual": worst, "bound": bound}
 
 
 def read_sum(res: ConfigRecord) -> np.ndarray:

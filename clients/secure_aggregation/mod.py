@@ -15,6 +15,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 
 from ..run_config import section
 from . import ckks_mod
+from .ckks import CkksError
 from .config import SecureAggregationConfig
 
 METHODS = {"secaggplus": secaggplus_mod, "ckks": ckks_mod.handle}
@@ -44,8 +45,8 @@ def make_mods(overrides: dict):
             return call_next(msg, ctxt)
         stage = _stage(msg, cfg.method)
         if cfg.method == "ckks" and stage is None:
-            raise ckks_mod.ckks.CkksError("a training message without a CKKS stage: under secure_aggregation.method "
-                                          "= 'ckks' this NSO sends no update in the clear")
+            raise CkksError("a training message without a CKKS stage: under secure_aggregation.method = 'ckks' "
+                            "this NSO sends no update in the clear")
         nso = str(ctxt.node_config.get("nso", ""))
         for d in cfg.dropouts:
             if d.nso == nso and d.stage == stage and str(d.round) == msg.metadata.group_id:

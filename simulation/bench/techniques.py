@@ -22,6 +22,7 @@ import pandas as pd
 
 from datasets.prepared import prepare
 from datasets.synthetic.generator import GeneratorSettings, generate
+from server.ckks_aggregation import payload_bytes
 
 from ..config import ExperimentConfig
 from ..engines.local import run_local
@@ -56,12 +57,8 @@ def _reply_bytes(msg) -> int:
     """Payload bytes of a reply: its arrays and the bytes values of its config records."""
     if not msg.has_content():
         return 0
-    total = sum(len(a.data) for rec in msg.content.array_records.values() for a in rec.values())
-    for rec in msg.content.config_records.values():
-        for v in rec.values():
-            total += len(v) if isinstance(v, bytes) else \
-                sum(len(x) for x in v if isinstance(x, bytes)) if isinstance(v, list) else 0
-    return total
+    arrays = sum(len(a.data) for rec in msg.content.array_records.values() for a in rec.values())
+    return arrays + sum(payload_bytes(dict(rec)) for rec in msg.content.config_records.values())
 
 
 def _one(method: str, data_dir: str, out: Path, rounds: int, n_nsos: int) -> dict:
